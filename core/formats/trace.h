@@ -1,0 +1,103 @@
+// HDF5 trace files: what one run of a model computed, in a schema h5py opens.
+// Schema (documented in README.md, "Trace files"):
+//   root attributes: schema_version (int), model_type, architecture, backend, weight_dtype,
+//     compute_dtype, prompt ('' when ids were given), prompt_length (int), seed (int, -1 greedy),
+//     model_path, revision ('' unless loaded from the Hugging Face cache), created (ISO 8601)
+//   /tokens int32 [T]; /token_text UTF-8 strings [T]; /logits float32 [T, V]
+//   /layers/{i}/ssm/{x,delta,B,C,state,state_norm,y,gate}  (shapes in probes/probes.h)
+//   /layers/{i}/ssm/A [E, N], /layers/{i}/ssm/D [E]  whenever any ssm probe of layer i is written
+// Datasets are chunked + gzip, T axis extendable; the file is written to a temporary name
+// and renamed into place by finish(), so a crash or cancel never leaves a half file.
+// Readers ignore unknown datasets. Compiled only with ARCHLENS_HDF5.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "probes/probes.h"
+#include "tensor/tensor.h"
+
+namespace archlens {
+
+constexpr int kTraceSchemaVersion = 1;
+
+struct TraceMeta {
+    int schemaVersion = kTraceSchemaVersion;
+    std::string modelType;     // config model_type
+    std::string architecture;  // config architectures[0], else model_type
+    std::string backend;       // what actually ran: "cpu", "cuda"
+    std::string weightDType;   // as stored: "F32", "BF16", "F16"
+    std::string computeDType;  // "F32" on the CPU
+    std::string prompt;        // '' when token ids were given
+    int64_t promptLength = 0;
+    int64_t seed = -1;         // -1 for greedy
+    std::string modelPath;
+    std::string revision;      // snapshot hash from the HF cache, else ''
+    std::string created;       // ISO 8601; filled by the writer when empty
+};
+
+// Receives probes during a run and writes them. wants() answers from the selection.
+class TraceWriter : public ProbeSink {
+public:
+    // Opens <path>.tmp-XXXX next to `path`. Throws Error(Io) naming the path.
+    TraceWriter(const std::filesystem::path& path, TraceMeta meta, ProbeSelection selection);
+    ~TraceWriter() override; // without finish(): removes the temporary file
+
+    bool wants(int layer, Probe p) const override;
+    void record(int layer, Probe p, int64_t tokenBegin, const Tensor& value) override;
+    void recordConstant(int layer, std::string_view group, std::string_view name, const Tensor& value) override;
+
+    // Tokens processed so far, with their text ("#<id>" when there is no tokenizer); appends.
+    void appendTokens(const std::vector<int32_t>& ids, const std::vector<std::string>& texts);
+    // logits (T, V) for tokens [tokenBegin, tokenBegin + T); appends.
+    void appendLogits(int64_t tokenBegin, const Tensor& logits);
+    // Extra root attributes (later issues: layer_mixer, kv_cache_bytes_per_token ...).
+    void setAttribute(const std::string& name, const std::string& value);
+    void setAttribute(const std::string& name, int64_t value);
+    void setAttribute(const std::string& name, double value);
+    void setAttribute(const std::string& name, const std::vector<std::string>& values);
+
+    // Flushes, closes and renames into place.
+    void finish();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> m_impl;
+};
+
+// Estimated bytes a trace will take before compression (what --max-bytes is compared to).
+struct TraceDims {
+    int64_t tokens = 0, vocab = 0, dInner = 0, dState = 0;
+};
+uint64_t estimateTraceBytes(const TraceDims& dims, const ProbeSelection& sel, int layerCount);
+
+// Typed errors: Error(Io) missing/unreadable, Error(Format) not HDF5 / corrupt / missing or
+// mis-shaped dataset, Error(Version) schema_version not ours. HDF5's automatic error
+// printing is off while reading.
+class TraceReader {
+public:
+    static TraceReader open(const std::filesystem::path& path);
+    TraceReader(TraceReader&&) noexcept;
+    TraceReader& operator=(TraceReader&&) noexcept;
+    ~TraceReader();
+
+    const TraceMeta& meta() const;
+    const std::vector<int32_t>& tokens() const;
+    const std::vector<std::string>& tokenText() const;
+    bool has(const std::string& datasetPath) const;       // "/layers/0/ssm/delta"
+    Tensor read(const std::string& datasetPath) const;    // F32 (float datasets), I32, I64
+    std::vector<int> layers() const;                       // layer indices present under /layers
+    std::vector<std::string> datasets(int layer) const;    // "ssm/delta", ... for that layer
+    std::string attribute(const std::string& name) const; // string root attribute ('' if absent)
+
+private:
+    TraceReader();
+    struct Impl;
+    std::unique_ptr<Impl> m_impl;
+};
+
+} // namespace archlens
