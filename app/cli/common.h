@@ -1,0 +1,32 @@
+// Shared helpers for archlens-cli subcommands.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "tokenizer/tokenizer.h"
+
+namespace archlens::cli {
+
+// "1,2,3" -> ids; '' -> {}. Error(InvalidArgument) naming the bad item.
+std::vector<int32_t> parseIds(const std::string& spec, const char* option);
+std::string readFileBytes(const std::filesystem::path& path); // Error(Io) naming the file
+// The tokenizer in a model folder, if it has tokenizer.json.
+std::optional<Tokenizer> tokenizerForModel(const std::filesystem::path& modelDir);
+// Display text of one token: its decoded text, or "#<id>" without a tokenizer.
+std::string tokenDisplay(const std::optional<Tokenizer>& tok, int32_t id);
+std::string humanBytes(uint64_t bytes);
+std::string humanCount(int64_t n);
+
+void addInfoCommand(CLI::App& app);
+void addTokenizeCommands(CLI::App& app);
+void addGenerateCommand(CLI::App& app);
+void addTraceCommand(CLI::App& app);
+void addInitModelCommand(CLI::App& app);
+
+} // namespace archlens::cli
