@@ -109,6 +109,10 @@ json parseJsonStrict(std::string_view text, const fs::path& file, std::string_vi
         }
         return true;
     };
+    // nlohmann's lexer takes a NUL byte for the end of input and would ignore what follows;
+    // JSON has no raw NUL (strings escape it), so any NUL makes the text invalid.
+    if (const size_t nul = text.find('\0'); nul != std::string_view::npos)
+        throw formatError(file, fmt::format("{} is not valid UTF-8 JSON: NUL byte at offset {}", what, nul));
     json j;
     try {
         j = json::parse(text.begin(), text.end(), callback);
