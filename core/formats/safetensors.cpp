@@ -27,7 +27,8 @@ namespace archlens {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-static_assert(std::endian::native == std::endian::little, "safetensors is little-endian; big-endian hosts need byte swaps");
+static_assert(
+    std::endian::native == std::endian::little, "safetensors is little-endian; big-endian hosts need byte swaps");
 
 namespace {
 
@@ -40,17 +41,28 @@ struct DTypeEntry {
 };
 
 constexpr DTypeEntry kDTypes[] = {
-    {StDType::BOOL, "BOOL", 8},          {StDType::U8, "U8", 8},
-    {StDType::I8, "I8", 8},              {StDType::F8_E4M3, "F8_E4M3", 8},
-    {StDType::F8_E5M2, "F8_E5M2", 8},    {StDType::F8_E8M0, "F8_E8M0", 8},
-    {StDType::F8_E4M3FNUZ, "F8_E4M3FNUZ", 8}, {StDType::F8_E5M2FNUZ, "F8_E5M2FNUZ", 8},
-    {StDType::I16, "I16", 16},           {StDType::U16, "U16", 16},
-    {StDType::F16, "F16", 16},           {StDType::BF16, "BF16", 16},
-    {StDType::I32, "I32", 32},           {StDType::U32, "U32", 32},
-    {StDType::F32, "F32", 32},           {StDType::C64, "C64", 64},
-    {StDType::F64, "F64", 64},           {StDType::I64, "I64", 64},
-    {StDType::U64, "U64", 64},           {StDType::F4, "F4", 4},
-    {StDType::F6_E2M3, "F6_E2M3", 6},    {StDType::F6_E3M2, "F6_E3M2", 6},
+    {StDType::BOOL, "BOOL", 8},
+    {StDType::U8, "U8", 8},
+    {StDType::I8, "I8", 8},
+    {StDType::F8_E4M3, "F8_E4M3", 8},
+    {StDType::F8_E5M2, "F8_E5M2", 8},
+    {StDType::F8_E8M0, "F8_E8M0", 8},
+    {StDType::F8_E4M3FNUZ, "F8_E4M3FNUZ", 8},
+    {StDType::F8_E5M2FNUZ, "F8_E5M2FNUZ", 8},
+    {StDType::I16, "I16", 16},
+    {StDType::U16, "U16", 16},
+    {StDType::F16, "F16", 16},
+    {StDType::BF16, "BF16", 16},
+    {StDType::I32, "I32", 32},
+    {StDType::U32, "U32", 32},
+    {StDType::F32, "F32", 32},
+    {StDType::C64, "C64", 64},
+    {StDType::F64, "F64", 64},
+    {StDType::I64, "I64", 64},
+    {StDType::U64, "U64", 64},
+    {StDType::F4, "F4", 4},
+    {StDType::F6_E2M3, "F6_E2M3", 6},
+    {StDType::F6_E3M2, "F6_E3M2", 6},
 };
 
 const DTypeEntry* findDType(std::string_view name)
@@ -85,7 +97,10 @@ bool toTensorDType(StDType t, DType& out)
 
 std::string errnoText(int err) { return std::strerror(err); }
 
-Error formatError(const fs::path& file, std::string message) { return Error(ErrorCode::Format, std::move(message), file.string()); }
+Error formatError(const fs::path& file, std::string message)
+{
+    return Error(ErrorCode::Format, std::move(message), file.string());
+}
 
 // nlohmann keeps the last of duplicate keys silently; this parse rejects them (at any depth)
 // and turns syntax and UTF-8 errors into Error(Format) naming `file`.
@@ -120,7 +135,8 @@ json parseJsonStrict(std::string_view text, const fs::path& file, std::string_vi
         throw formatError(file, fmt::format("{} is not valid UTF-8 JSON: {}", what, e.what()));
     }
     if (!duplicate.empty())
-        throw formatError(file, fmt::format("{} has the key '{}' more than once; keys must be unique", what, duplicate));
+        throw formatError(
+            file, fmt::format("{} has the key '{}' more than once; keys must be unique", what, duplicate));
     return j;
 }
 
@@ -181,7 +197,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path)
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         throw Error(ErrorCode::Io, fmt::format("cannot open safetensors file: {}", errnoText(errno)), file);
-    struct stat st {};
+    struct stat st { };
     if (::fstat(fd, &st) != 0) {
         const int err = errno;
         ::close(fd);
@@ -212,11 +228,11 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path)
     uint64_t headerLen = 0;
     std::memcpy(&headerLen, bytes, 8);
     if (headerLen > kMaxHeaderBytes)
-        throw formatError(path, fmt::format("header too large: header length is {} bytes, the limit is {}", headerLen,
-                                            kMaxHeaderBytes));
+        throw formatError(path,
+            fmt::format("header too large: header length is {} bytes, the limit is {}", headerLen, kMaxHeaderBytes));
     if (headerLen > fileSize - 8)
-        throw formatError(path, fmt::format("invalid header length: 8 + {} header bytes exceed the file size {}",
-                                            headerLen, fileSize));
+        throw formatError(path,
+            fmt::format("invalid header length: 8 + {} header bytes exceed the file size {}", headerLen, fileSize));
     self->m_dataStart = 8 + headerLen;
     const uint64_t dataBytes = fileSize - self->m_dataStart;
 
@@ -231,20 +247,21 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path)
             if (entry.is_null())
                 continue;
             if (!entry.is_object())
-                throw formatError(path, fmt::format("__metadata__ must be an object of strings, found {}",
-                                                    jsonTypeName(entry)));
+                throw formatError(
+                    path, fmt::format("__metadata__ must be an object of strings, found {}", jsonTypeName(entry)));
             for (const auto& [key, value] : entry.items()) {
                 if (!value.is_string())
-                    throw formatError(path, fmt::format("__metadata__ value of '{}' must be a string, found {}", key,
-                                                        jsonTypeName(value)));
+                    throw formatError(path,
+                        fmt::format("__metadata__ value of '{}' must be a string, found {}", key, jsonTypeName(value)));
                 self->m_metadata[key] = value.get<std::string>();
             }
             continue;
         }
         if (!entry.is_object())
-            throw formatError(path, fmt::format("tensor '{}': entry must be an object with dtype, shape and "
-                                                "data_offsets, found {}",
-                                                name, jsonTypeName(entry)));
+            throw formatError(path,
+                fmt::format("tensor '{}': entry must be an object with dtype, shape and "
+                            "data_offsets, found {}",
+                    name, jsonTypeName(entry)));
         SafetensorInfo info;
         info.name = name;
 
@@ -252,8 +269,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path)
         if (dtypeIt == entry.end())
             throw formatError(path, fmt::format("tensor '{}': missing 'dtype'", name));
         if (!dtypeIt->is_string())
-            throw formatError(path, fmt::format("tensor '{}': 'dtype' must be a string, found {}", name,
-                                                jsonTypeName(*dtypeIt)));
+            throw formatError(
+                path, fmt::format("tensor '{}': 'dtype' must be a string, found {}", name, jsonTypeName(*dtypeIt)));
         const std::string dtypeName = dtypeIt->get<std::string>();
         const DTypeEntry* dt = findDType(dtypeName);
         if (!dt)
@@ -264,12 +281,12 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path)
         if (shapeIt == entry.end())
             throw formatError(path, fmt::format("tensor '{}': missing 'shape'", name));
         if (!shapeIt->is_array())
-            throw formatError(path, fmt::format("tensor '{}': 'shape' must be an array, found {}", name,
-                                                jsonTypeName(*shapeIt)));
+            throw formatError(
+                path, fmt::format("tensor '{}': 'shape' must be an array, found {}", name, jsonTypeName(*shapeIt)));
         for (const json& d : *shapeIt) {
             if (!d.is_number_unsigned() || d.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
-                throw formatError(path, fmt::format("tensor '{}': shape {} must hold non-negative integers", name,
-                                                    shapeIt->dump()));
+                throw formatError(
+                    path, fmt::format("tensor '{}': shape {} must hold non-negative integers", name, shapeIt->dump()));
             info.shape.push_back(int64_t(d.get<uint64_t>()));
         }
 
@@ -278,31 +295,34 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path)
             throw formatError(path, fmt::format("tensor '{}': missing 'data_offsets'", name));
         if (!offIt->is_array() || offIt->size() != 2 || !(*offIt)[0].is_number_unsigned()
             || !(*offIt)[1].is_number_unsigned())
-            throw formatError(path, fmt::format("tensor '{}': data_offsets must be [begin, end] with non-negative "
-                                                "integers, found {}",
-                                                name, offIt->dump()));
+            throw formatError(path,
+                fmt::format("tensor '{}': data_offsets must be [begin, end] with non-negative "
+                            "integers, found {}",
+                    name, offIt->dump()));
         info.begin = (*offIt)[0].get<uint64_t>();
         info.end = (*offIt)[1].get<uint64_t>();
         if (info.end < info.begin)
-            throw formatError(path, fmt::format("tensor '{}': invalid offset: end {} is before begin {}", name,
-                                                info.end, info.begin));
+            throw formatError(path,
+                fmt::format("tensor '{}': invalid offset: end {} is before begin {}", name, info.end, info.begin));
 
         // 5. size from shape and dtype, overflow-checked
         uint64_t bits = uint64_t(dt->bits);
         for (int64_t d : info.shape)
             if (__builtin_mul_overflow(bits, uint64_t(d), &bits))
-                throw formatError(path, fmt::format("tensor '{}': validation overflow: shape {} x {} bits does not "
-                                                    "fit in 64 bits",
-                                                    name, shapeToString(info.shape), dt->bits));
+                throw formatError(path,
+                    fmt::format("tensor '{}': validation overflow: shape {} x {} bits does not "
+                                "fit in 64 bits",
+                        name, shapeToString(info.shape), dt->bits));
         if (bits % 8 != 0)
-            throw formatError(path, fmt::format("tensor '{}': misaligned slice: shape {} of {} is {} bits, not a "
-                                                "whole number of bytes",
-                                                name, shapeToString(info.shape), dt->name, bits));
+            throw formatError(path,
+                fmt::format("tensor '{}': misaligned slice: shape {} of {} is {} bits, not a "
+                            "whole number of bytes",
+                    name, shapeToString(info.shape), dt->name, bits));
         if (info.end - info.begin != bits / 8)
-            throw formatError(path, fmt::format("tensor '{}': invalid shape, data type, or offset: shape {} of {} "
-                                                "needs {} bytes, data_offsets [{}, {}] span {}",
-                                                name, shapeToString(info.shape), dt->name, bits / 8, info.begin,
-                                                info.end, info.end - info.begin));
+            throw formatError(path,
+                fmt::format("tensor '{}': invalid shape, data type, or offset: shape {} of {} "
+                            "needs {} bytes, data_offsets [{}, {}] span {}",
+                    name, shapeToString(info.shape), dt->name, bits / 8, info.begin, info.end, info.end - info.begin));
         self->m_tensors.emplace(name, std::move(info)); // names are unique: parseJsonStrict checked
     }
 
@@ -319,21 +339,24 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path)
     for (const SafetensorInfo* info : byOffset) {
         if (info->begin != expectedBegin) {
             if (!previous)
-                throw formatError(path, fmt::format("tensor '{}': invalid offset: the first tensor must begin at 0, "
-                                                    "found {}",
-                                                    info->name, info->begin));
-            throw formatError(path, fmt::format("tensor '{}': invalid offset: begins at {}, expected {} (end of "
-                                                "'{}'); {}",
-                                                info->name, info->begin, expectedBegin, previous->name,
-                                                info->begin > expectedBegin ? "gap" : "overlap"));
+                throw formatError(path,
+                    fmt::format("tensor '{}': invalid offset: the first tensor must begin at 0, "
+                                "found {}",
+                        info->name, info->begin));
+            throw formatError(path,
+                fmt::format("tensor '{}': invalid offset: begins at {}, expected {} (end of "
+                            "'{}'); {}",
+                    info->name, info->begin, expectedBegin, previous->name,
+                    info->begin > expectedBegin ? "gap" : "overlap"));
         }
         expectedBegin = info->end;
         previous = info;
     }
     if (expectedBegin != dataBytes)
-        throw formatError(path, fmt::format("incomplete metadata, file not fully covered: tensors end at data "
-                                            "offset {}, the data buffer has {} bytes (file size {}, header {})",
-                                            expectedBegin, dataBytes, fileSize, headerLen));
+        throw formatError(path,
+            fmt::format("incomplete metadata, file not fully covered: tensors end at data "
+                        "offset {}, the data buffer has {} bytes (file size {}, header {})",
+                expectedBegin, dataBytes, fileSize, headerLen));
     return self;
 }
 
@@ -350,12 +373,12 @@ const SafetensorInfo& SafetensorsFile::info(const std::string& name) const
 Tensor SafetensorsFile::tensor(const std::string& name) const
 {
     const SafetensorInfo& i = info(name);
-    DType dtype{};
+    DType dtype {};
     if (!toTensorDType(i.dtype, dtype))
         throw Error(ErrorCode::Unsupported,
-                    fmt::format("tensor '{}' has dtype {}; only F32, F16, BF16, I32 and I64 can be loaded", name,
-                                stDTypeName(i.dtype)),
-                    m_path.string());
+            fmt::format(
+                "tensor '{}' has dtype {}; only F32, F16, BF16, I32 and I64 can be loaded", name, stDTypeName(i.dtype)),
+            m_path.string());
     const size_t offset = size_t(m_dataStart + i.begin);
     const std::byte* address = m_mapping->data() + offset;
     if (reinterpret_cast<uintptr_t>(address) % dtypeSize(dtype) == 0)
@@ -416,9 +439,10 @@ Checkpoint Checkpoint::open(const fs::path& dir)
         if (wm == j.end())
             throw formatError(index, "missing 'weight_map'");
         if (!wm->is_object())
-            throw formatError(index, fmt::format("'weight_map' must be an object of tensor name -> shard file, "
-                                                 "found {}",
-                                                 jsonTypeName(*wm)));
+            throw formatError(index,
+                fmt::format("'weight_map' must be an object of tensor name -> shard file, "
+                            "found {}",
+                    jsonTypeName(*wm)));
         if (wm->empty())
             throw formatError(index, "'weight_map' is empty");
 
@@ -426,24 +450,26 @@ Checkpoint Checkpoint::open(const fs::path& dir)
         std::vector<std::pair<std::string, std::string>> listed; // tensor -> shard
         for (const auto& [tensor, shardJson] : wm->items()) {
             if (!shardJson.is_string())
-                throw formatError(index, fmt::format("weight_map entry '{}' must be a shard file name, found {}",
-                                                     tensor, jsonTypeName(shardJson)));
+                throw formatError(index,
+                    fmt::format(
+                        "weight_map entry '{}' must be a shard file name, found {}", tensor, jsonTypeName(shardJson)));
             const std::string shard = shardJson.get<std::string>();
             const fs::path rel(shard);
             if (shard.empty() || rel.is_absolute()
                 || std::any_of(rel.begin(), rel.end(), [](const fs::path& p) { return p == ".."; }))
-                throw formatError(index, fmt::format("weight_map entry '{}' names the shard '{}', expected a file "
-                                                     "name inside the checkpoint folder",
-                                                     tensor, shard));
+                throw formatError(index,
+                    fmt::format("weight_map entry '{}' names the shard '{}', expected a file "
+                                "name inside the checkpoint folder",
+                        tensor, shard));
             listed.emplace_back(tensor, shard);
             if (shardIndex.count(shard))
                 continue;
             const fs::path shardPath = dir / rel;
             if (!fs::exists(shardPath, ec))
                 throw Error(ErrorCode::Io,
-                            fmt::format("shard '{}' (listed for tensor '{}') does not exist in {}", shard, tensor,
-                                        dir.string()),
-                            indexFile);
+                    fmt::format(
+                        "shard '{}' (listed for tensor '{}') does not exist in {}", shard, tensor, dir.string()),
+                    indexFile);
             shardIndex.emplace(shard, ck.m_files.size());
             ck.m_files.push_back(SafetensorsFile::open(shardPath));
         }
@@ -451,9 +477,10 @@ Checkpoint Checkpoint::open(const fs::path& dir)
         for (const auto& [tensor, shard] : listed) {
             const size_t at = shardIndex.at(shard);
             if (!ck.m_files[at]->contains(tensor))
-                throw formatError(index, fmt::format("tensor '{}' is listed in shard '{}' but that file does not "
-                                                     "contain it",
-                                                     tensor, shard));
+                throw formatError(index,
+                    fmt::format("tensor '{}' is listed in shard '{}' but that file does not "
+                                "contain it",
+                        tensor, shard));
         }
         // Every tensor of every shard, each in exactly one shard (tensors a shard holds beyond
         // the weight_map are kept, as transformers loads whole shards).
@@ -461,9 +488,10 @@ Checkpoint Checkpoint::open(const fs::path& dir)
             for (const auto& [name, info] : ck.m_files[f]->tensors()) {
                 const auto [it, inserted] = ck.m_where.emplace(name, f);
                 if (!inserted)
-                    throw formatError(index, fmt::format("tensor '{}' is present in two shards: '{}' and '{}'", name,
-                                                         ck.m_files[it->second]->path().filename().string(),
-                                                         ck.m_files[f]->path().filename().string()));
+                    throw formatError(index,
+                        fmt::format("tensor '{}' is present in two shards: '{}' and '{}'", name,
+                            ck.m_files[it->second]->path().filename().string(),
+                            ck.m_files[f]->path().filename().string()));
             }
         }
         return ck;
@@ -473,18 +501,17 @@ Checkpoint Checkpoint::open(const fs::path& dir)
     const bool hasBinIndex = fs::exists(dir / "pytorch_model.bin.index.json", ec);
     if (hasBin || hasBinIndex)
         throw Error(ErrorCode::Unsupported,
-                    fmt::format("only PyTorch pickle weights ({}) found; ArchLens reads safetensors only, convert "
-                                "to safetensors",
-                                hasBin ? "pytorch_model.bin" : "pytorch_model.bin.index.json"),
-                    dir.string(),
-                    fmt::format("python -c \"from transformers import AutoModelForCausalLM as M; "
-                                "M.from_pretrained('{0}').save_pretrained('{0}-safetensors', "
-                                "safe_serialization=True)\" and copy config.json and the tokenizer files along",
-                                dir.string()));
+            fmt::format("only PyTorch pickle weights ({}) found; ArchLens reads safetensors only, convert "
+                        "to safetensors",
+                hasBin ? "pytorch_model.bin" : "pytorch_model.bin.index.json"),
+            dir.string(),
+            fmt::format("python -c \"from transformers import AutoModelForCausalLM as M; "
+                        "M.from_pretrained('{0}').save_pretrained('{0}-safetensors', "
+                        "safe_serialization=True)\" and copy config.json and the tokenizer files along",
+                dir.string()));
 
     throw Error(ErrorCode::Io,
-                "no weights found: expected model.safetensors, or model.safetensors.index.json with its shards",
-                dir.string());
+        "no weights found: expected model.safetensors, or model.safetensors.index.json with its shards", dir.string());
 }
 
 bool Checkpoint::contains(const std::string& name) const { return m_where.count(name) != 0; }
@@ -511,7 +538,7 @@ Error missingTensor(const std::string& name, const fs::path& dir, const std::map
             ranked.emplace_back(editDistance(name, candidate), &candidate);
         const size_t keep = std::min<size_t>(3, ranked.size());
         std::partial_sort(ranked.begin(), ranked.begin() + std::ptrdiff_t(keep), ranked.end(),
-                          [](const auto& a, const auto& b) { return std::tie(a.first, *a.second) < std::tie(b.first, *b.second); });
+            [](const auto& a, const auto& b) { return std::tie(a.first, *a.second) < std::tie(b.first, *b.second); });
         std::vector<std::string> close;
         for (size_t i = 0; i < keep; ++i)
             close.push_back("'" + *ranked[i].second + "'");
@@ -552,14 +579,13 @@ Tensor Checkpoint::getF32(const std::string& name, const Shape& expected) const
     const fs::path& file = fileOf(name);
     if (i.shape != expected)
         throw Error(ErrorCode::Shape,
-                    fmt::format("tensor '{}' has shape {}, expected {}", name, shapeToString(i.shape),
-                                shapeToString(expected)),
-                    file.string());
+            fmt::format("tensor '{}' has shape {}, expected {}", name, shapeToString(i.shape), shapeToString(expected)),
+            file.string());
     if (i.dtype != StDType::F32 && i.dtype != StDType::F16 && i.dtype != StDType::BF16)
         throw Error(ErrorCode::Shape,
-                    fmt::format("tensor '{}' has dtype {}, expected a floating type (F32, F16 or BF16)", name,
-                                stDTypeName(i.dtype)),
-                    file.string());
+            fmt::format(
+                "tensor '{}' has dtype {}, expected a floating type (F32, F16 or BF16)", name, stDTypeName(i.dtype)),
+            file.string());
     Tensor t = get(name);
     return t.dtype() == DType::F32 ? t : t.toF32();
 }
@@ -604,20 +630,21 @@ public:
     explicit TempFile(const fs::path& target)
         : m_target(target)
     {
-        static std::atomic<uint64_t> counter{0};
+        static std::atomic<uint64_t> counter {0};
         std::random_device rd;
         const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
         for (int attempt = 0; attempt < 100; ++attempt) {
-            m_path = dir / fmt::format(".{}.tmp-{}-{}-{:08x}", target.filename().string(), ::getpid(),
-                                       counter.fetch_add(1), rd());
+            m_path = dir
+                / fmt::format(
+                    ".{}.tmp-{}-{}-{:08x}", target.filename().string(), ::getpid(), counter.fetch_add(1), rd());
             m_fd = ::open(m_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
             if (m_fd >= 0 || errno != EEXIST)
                 break;
         }
         if (m_fd < 0)
-            throw Error(ErrorCode::Io, fmt::format("cannot create a temporary file in {}: {}", dir.string(),
-                                                   errnoText(errno)),
-                        target.string());
+            throw Error(ErrorCode::Io,
+                fmt::format("cannot create a temporary file in {}: {}", dir.string(), errnoText(errno)),
+                target.string());
     }
     ~TempFile()
     {
@@ -678,7 +705,7 @@ private:
 } // namespace
 
 void writeSafetensors(const fs::path& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata)
+    const std::map<std::string, std::string>& metadata)
 {
     // Data order as the reference writer: larger element size first, then name, so every
     // tensor is naturally aligned in the 8-aligned data section. Header keys come out sorted
@@ -711,18 +738,16 @@ void writeSafetensors(const fs::path& path, const std::vector<std::pair<std::str
     for (size_t i : order) {
         const auto& [name, t] = tensors[i];
         const uint64_t n = t.nbytes();
-        header[name] = {{"dtype", std::string(dtypeName(t.dtype()))},
-                        {"shape", t.shape()},
-                        {"data_offsets", {offset, offset + n}}};
+        header[name] = {
+            {"dtype", std::string(dtypeName(t.dtype()))}, {"shape", t.shape()}, {"data_offsets", {offset, offset + n}}};
         offset += n;
     }
     std::string text;
     try {
         text = header.dump();
     } catch (const json::exception& e) {
-        throw Error(ErrorCode::InvalidArgument, fmt::format("a tensor name or metadata string is not valid UTF-8: {}",
-                                                            e.what()),
-                    path.string());
+        throw Error(ErrorCode::InvalidArgument,
+            fmt::format("a tensor name or metadata string is not valid UTF-8: {}", e.what()), path.string());
     }
     text.append((8 - text.size() % 8) % 8, ' ');
     const uint64_t headerLen = text.size();

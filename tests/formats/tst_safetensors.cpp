@@ -24,7 +24,7 @@ protected:
     {
         const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
         m_dir = fs::temp_directory_path()
-                / fmt::format("archlens-tst-st-{}-{}-{}", ::getpid(), info->test_suite_name(), info->name());
+            / fmt::format("archlens-tst-st-{}-{}-{}", ::getpid(), info->test_suite_name(), info->name());
         fs::remove_all(m_dir);
         fs::create_directories(m_dir);
     }
@@ -34,7 +34,7 @@ protected:
 
     // A file as a foreign writer would lay it out: `headerLen` defaults to the header's size.
     fs::path writeRaw(const std::string& name, const std::string& header, const std::string& data = {},
-                      std::optional<uint64_t> headerLen = std::nullopt) const
+        std::optional<uint64_t> headerLen = std::nullopt) const
     {
         const fs::path p = m_dir / name;
         std::ofstream out(p, std::ios::binary);
@@ -67,19 +67,18 @@ protected:
         }
     }
 
-    static std::string tensorEntry(const std::string& name, const std::string& dtype, const std::string& shape,
-                                   uint64_t begin, uint64_t end)
+    static std::string tensorEntry(
+        const std::string& name, const std::string& dtype, const std::string& shape, uint64_t begin, uint64_t end)
     {
-        return fmt::format(R"("{}":{{"dtype":"{}","shape":{},"data_offsets":[{},{}]}})", name, dtype, shape, begin,
-                           end);
+        return fmt::format(
+            R"("{}":{{"dtype":"{}","shape":{},"data_offsets":[{},{}]}})", name, dtype, shape, begin, end);
     }
 
 private:
     fs::path m_dir;
 };
 
-template <typename T>
-std::string bytesOf(const std::vector<T>& v)
+template <typename T> std::string bytesOf(const std::vector<T>& v)
 {
     return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
 }
@@ -97,7 +96,7 @@ Tensor makeTensor(const Shape& shape, DType dtype, uint32_t seed)
 bool sameBytes(const Tensor& a, const Tensor& b)
 {
     return a.dtype() == b.dtype() && a.shape() == b.shape()
-           && (a.nbytes() == 0 || std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0);
+        && (a.nbytes() == 0 || std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0);
 }
 
 // ---- valid files -----------------------------------------------------------------------
@@ -120,7 +119,7 @@ TEST_F(SafetensorsTest, RoundTripAllDTypesAndShapes)
     writeSafetensors(p, tensors);
 
     const auto file = SafetensorsFile::open(p);
-    EXPECT_EQ(file->metadata(), (std::map<std::string, std::string>{{"format", "pt"}}));
+    EXPECT_EQ(file->metadata(), (std::map<std::string, std::string> {{"format", "pt"}}));
     ASSERT_EQ(file->tensors().size(), tensors.size());
 
     // Reference layout: header padded to 8, every tensor naturally aligned, so all are views.
@@ -167,9 +166,8 @@ TEST_F(SafetensorsTest, ForeignWriterUnpaddedUnalignedOffsets)
     const std::vector<uint16_t> half = {0x3c00}; // 1.0 in F16
     const std::vector<float> floats = {1.5f, -2.25f};
     const std::vector<int64_t> longs = {-7};
-    const std::string header = "{" + tensorEntry("h", "F16", "[1]", 0, 2) + ","
-                               + tensorEntry("f", "F32", "[2]", 2, 10) + "," + tensorEntry("l", "I64", "[]", 10, 18)
-                               + R"(,"__metadata__":{"source":"hand"}})";
+    const std::string header = "{" + tensorEntry("h", "F16", "[1]", 0, 2) + "," + tensorEntry("f", "F32", "[2]", 2, 10)
+        + "," + tensorEntry("l", "I64", "[]", 10, 18) + R"(,"__metadata__":{"source":"hand"}})";
     const std::string headerOdd = header.size() % 2 ? header : header + " ";
     const fs::path p = writeRaw("foreign.safetensors", headerOdd, bytesOf(half) + bytesOf(floats) + bytesOf(longs));
 
@@ -178,7 +176,7 @@ TEST_F(SafetensorsTest, ForeignWriterUnpaddedUnalignedOffsets)
     const Tensor f = file->tensor("f");
     EXPECT_FALSE(f.isMapped()); // misaligned in the file, so an owned copy
     EXPECT_EQ(reinterpret_cast<uintptr_t>(f.raw()) % alignof(float), 0u);
-    EXPECT_EQ(f.shape(), (Shape{2}));
+    EXPECT_EQ(f.shape(), (Shape {2}));
     EXPECT_EQ(f.f32()[0], 1.5f);
     EXPECT_EQ(f.f32()[1], -2.25f);
     const Tensor l = file->tensor("l");
@@ -198,8 +196,8 @@ TEST_F(SafetensorsTest, EmptyHeaderAndWhitespacePaddingAreValid)
 TEST_F(SafetensorsTest, UnsupportedDTypesOpenButCannotBeLoaded)
 {
     const std::string header = "{" + tensorEntry("mask", "BOOL", "[2, 3]", 0, 6) + ","
-                               + tensorEntry("fp8", "F8_E4M3", "[2]", 6, 8) + "," + tensorEntry("f4", "F4", "[4]", 8, 10)
-                               + "," + tensorEntry("w", "F32", "[1]", 10, 14) + "}";
+        + tensorEntry("fp8", "F8_E4M3", "[2]", 6, 8) + "," + tensorEntry("f4", "F4", "[4]", 8, 10) + ","
+        + tensorEntry("w", "F32", "[1]", 10, 14) + "}";
     const fs::path p = writeRaw("bool.safetensors", header, std::string(14, '\x01'));
     const auto file = SafetensorsFile::open(p);
     EXPECT_EQ(file->info("mask").dtype, StDType::BOOL);
@@ -255,72 +253,75 @@ TEST_F(SafetensorsTest, RejectsBadEntries)
 {
     const std::string four(4, '\0');
     expectOpenError(writeRaw("nodtype.safetensors", R"({"w":{"shape":[1],"data_offsets":[0,4]}})", four),
-                    "tensor 'w': missing 'dtype'");
-    expectOpenError(writeRaw("unknown.safetensors", "{" + tensorEntry("w", "F17", "[1]", 0, 4) + "}", four),
-                    "unknown dtype 'F17'");
-    expectOpenError(writeRaw("lower.safetensors", "{" + tensorEntry("w", "f32", "[1]", 0, 4) + "}", four),
-                    "unknown dtype 'f32'");
-    expectOpenError(writeRaw("noshape.safetensors", R"({"w":{"dtype":"F32","data_offsets":[0,4]}})", four),
-                    "missing 'shape'");
+        "tensor 'w': missing 'dtype'");
+    expectOpenError(
+        writeRaw("unknown.safetensors", "{" + tensorEntry("w", "F17", "[1]", 0, 4) + "}", four), "unknown dtype 'F17'");
+    expectOpenError(
+        writeRaw("lower.safetensors", "{" + tensorEntry("w", "f32", "[1]", 0, 4) + "}", four), "unknown dtype 'f32'");
+    expectOpenError(
+        writeRaw("noshape.safetensors", R"({"w":{"dtype":"F32","data_offsets":[0,4]}})", four), "missing 'shape'");
     expectOpenError(writeRaw("negative.safetensors", "{" + tensorEntry("w", "F32", "[-1]", 0, 4) + "}", four),
-                    "non-negative integers");
+        "non-negative integers");
     expectOpenError(writeRaw("fraction.safetensors", "{" + tensorEntry("w", "F32", "[1.5]", 0, 4) + "}", four),
-                    "non-negative integers");
-    expectOpenError(writeRaw("nooffsets.safetensors", R"({"w":{"dtype":"F32","shape":[1]}})", four),
-                    "missing 'data_offsets'");
-    expectOpenError(writeRaw("threeoffsets.safetensors", R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}})",
-                             four),
-                    "data_offsets must be [begin, end]");
+        "non-negative integers");
+    expectOpenError(
+        writeRaw("nooffsets.safetensors", R"({"w":{"dtype":"F32","shape":[1]}})", four), "missing 'data_offsets'");
+    expectOpenError(
+        writeRaw("threeoffsets.safetensors", R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}})", four),
+        "data_offsets must be [begin, end]");
 }
 
 TEST_F(SafetensorsTest, RejectsBadOffsets)
 {
     expectOpenError(writeRaw("gap.safetensors",
-                             "{" + tensorEntry("a", "F32", "[1]", 0, 4) + "," + tensorEntry("b", "F32", "[1]", 8, 12) + "}",
-                             std::string(12, '\0')),
-                    "tensor 'b': invalid offset: begins at 8, expected 4");
+                        "{" + tensorEntry("a", "F32", "[1]", 0, 4) + "," + tensorEntry("b", "F32", "[1]", 8, 12) + "}",
+                        std::string(12, '\0')),
+        "tensor 'b': invalid offset: begins at 8, expected 4");
     expectOpenError(writeRaw("overlap.safetensors",
-                             "{" + tensorEntry("a", "F32", "[2]", 0, 8) + "," + tensorEntry("b", "F32", "[1]", 4, 8) + "}",
-                             std::string(8, '\0')),
-                    "overlap");
-    expectOpenError(writeRaw("start.safetensors", "{" + tensorEntry("a", "F32", "[1]", 4, 8) + "}", std::string(8, '\0')),
-                    "must begin at 0, found 4");
-    expectOpenError(writeRaw("reversed.safetensors", "{" + tensorEntry("a", "F32", "[1]", 8, 4) + "}",
-                             std::string(8, '\0')),
-                    "end 4 is before begin 8");
+                        "{" + tensorEntry("a", "F32", "[2]", 0, 8) + "," + tensorEntry("b", "F32", "[1]", 4, 8) + "}",
+                        std::string(8, '\0')),
+        "overlap");
+    expectOpenError(
+        writeRaw("start.safetensors", "{" + tensorEntry("a", "F32", "[1]", 4, 8) + "}", std::string(8, '\0')),
+        "must begin at 0, found 4");
+    expectOpenError(
+        writeRaw("reversed.safetensors", "{" + tensorEntry("a", "F32", "[1]", 8, 4) + "}", std::string(8, '\0')),
+        "end 4 is before begin 8");
 }
 
 TEST_F(SafetensorsTest, RejectsSizeMismatches)
 {
-    expectOpenError(writeRaw("mismatch.safetensors", "{" + tensorEntry("w", "F32", "[3]", 0, 8) + "}",
-                             std::string(8, '\0')),
-                    "needs 12 bytes");
-    expectOpenError(writeRaw("subbyte.safetensors", "{" + tensorEntry("w", "F4", "[3]", 0, 2) + "}",
-                             std::string(2, '\0')),
-                    "misaligned slice");
-    expectOpenError(writeRaw("overflow.safetensors",
-                             "{" + tensorEntry("w", "F32", "[1099511627776, 1099511627776]", 0, 4) + "}",
-                             std::string(4, '\0')),
-                    "validation overflow");
-    expectOpenError(writeRaw("trailing.safetensors", "{" + tensorEntry("w", "F32", "[1]", 0, 4) + "}",
-                             std::string(5, '\0')),
-                    "not fully covered");
+    expectOpenError(
+        writeRaw("mismatch.safetensors", "{" + tensorEntry("w", "F32", "[3]", 0, 8) + "}", std::string(8, '\0')),
+        "needs 12 bytes");
+    expectOpenError(
+        writeRaw("subbyte.safetensors", "{" + tensorEntry("w", "F4", "[3]", 0, 2) + "}", std::string(2, '\0')),
+        "misaligned slice");
+    expectOpenError(
+        writeRaw("overflow.safetensors", "{" + tensorEntry("w", "F32", "[1099511627776, 1099511627776]", 0, 4) + "}",
+            std::string(4, '\0')),
+        "validation overflow");
+    expectOpenError(
+        writeRaw("trailing.safetensors", "{" + tensorEntry("w", "F32", "[1]", 0, 4) + "}", std::string(5, '\0')),
+        "not fully covered");
     expectOpenError(writeRaw("nodata.safetensors", "{}", std::string(3, '\0')), "not fully covered");
 }
 
 TEST_F(SafetensorsTest, RejectsDuplicateNames)
 {
-    const std::string header = "{" + tensorEntry("w", "F32", "[1]", 0, 4) + "," + tensorEntry("w", "F32", "[1]", 4, 8) + "}";
+    const std::string header
+        = "{" + tensorEntry("w", "F32", "[1]", 0, 4) + "," + tensorEntry("w", "F32", "[1]", 4, 8) + "}";
     expectOpenError(writeRaw("dup.safetensors", header, std::string(8, '\0')), "'w' more than once");
-    expectOpenError(writeRaw("dupkey.safetensors", R"({"w":{"dtype":"F32","dtype":"F16","shape":[1],"data_offsets":[0,4]}})",
-                             std::string(4, '\0')),
-                    "'dtype' more than once");
+    expectOpenError(
+        writeRaw("dupkey.safetensors", R"({"w":{"dtype":"F32","dtype":"F16","shape":[1],"data_offsets":[0,4]}})",
+            std::string(4, '\0')),
+        "'dtype' more than once");
 }
 
 TEST_F(SafetensorsTest, RejectsBadMetadata)
 {
     expectOpenError(writeRaw("metaint.safetensors", R"({"__metadata__":{"format":1}})"),
-                    "__metadata__ value of 'format' must be a string");
+        "__metadata__ value of 'format' must be a string");
     expectOpenError(writeRaw("metaarray.safetensors", R"({"__metadata__":["pt"]})"), "__metadata__ must be an object");
 }
 
@@ -332,6 +333,50 @@ TEST_F(SafetensorsTest, RejectsTruncatedFile)
     expectOpenError(p, "not fully covered");
     fs::resize_file(p, 20); // cut inside the header
     expectOpenError(p, "invalid header length");
+}
+
+// Every truncation and a few hundred random byte edits: each either opens (and its tensors
+// load) or throws Error; never a crash (the ASan build checks reads stay in bounds).
+TEST_F(SafetensorsTest, CorruptionsNeverCrash)
+{
+    const fs::path good = dir() / "good.safetensors";
+    writeSafetensors(good,
+        {{"a", makeTensor({3}, DType::F16, 1)}, {"b", makeTensor({2, 2}, DType::F32, 2)},
+            {"c", Tensor::fromVectorI32({}, {5})}});
+    std::string bytes;
+    {
+        std::ifstream in(good, std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    auto tryOpen = [](const fs::path& p) {
+        try {
+            const auto f = SafetensorsFile::open(p);
+            for (const auto& [name, info] : f->tensors()) {
+                try {
+                    const Tensor t = f->tensor(name);
+                    volatile uint8_t sink = 0;
+                    for (size_t i = 0; i < t.nbytes(); ++i)
+                        sink = sink ^ static_cast<const uint8_t*>(t.raw())[i];
+                } catch (const Error& e) {
+                    EXPECT_EQ(e.code(), ErrorCode::Unsupported) << e.what();
+                }
+            }
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+        }
+    };
+    for (size_t n = 0; n < bytes.size(); ++n)
+        tryOpen(writeBytes("corrupt.safetensors", bytes.substr(0, n)));
+    std::mt19937 rng(1234);
+    for (int i = 0; i < 400; ++i) {
+        std::string mutated = bytes;
+        const int edits = 1 + int(rng() % 3);
+        for (int e = 0; e < edits; ++e) {
+            const size_t at = rng() % (bytes.size() - 24); // mostly the length field and header
+            mutated[at] = static_cast<char>(rng() % 4 == 0 ? "0123456789[]{},-\""[rng() % 17] : char(rng()));
+        }
+        tryOpen(writeBytes("corrupt.safetensors", mutated));
+    }
 }
 
 TEST_F(SafetensorsTest, MissingFileAndDirectoryAreIoErrors)
@@ -398,9 +443,9 @@ protected:
     void writeTwoShards() const
     {
         writeSafetensors(dir() / "model-00001-of-00002.safetensors",
-                         {{"embed", makeTensor({8, 4}, DType::BF16, 1)}, {"layers.0.w", makeTensor({4, 4}, DType::BF16, 2)}});
+            {{"embed", makeTensor({8, 4}, DType::BF16, 1)}, {"layers.0.w", makeTensor({4, 4}, DType::BF16, 2)}});
         writeSafetensors(dir() / "model-00002-of-00002.safetensors",
-                         {{"layers.1.w", makeTensor({4, 4}, DType::BF16, 3)}, {"norm", makeTensor({4}, DType::F32, 4)}});
+            {{"layers.1.w", makeTensor({4, 4}, DType::BF16, 3)}, {"norm", makeTensor({4}, DType::F32, 4)}});
         writeIndex(R"({"metadata":{"total_size":144},"weight_map":{
             "embed":"model-00001-of-00002.safetensors","layers.0.w":"model-00001-of-00002.safetensors",
             "layers.1.w":"model-00002-of-00002.safetensors","norm":"model-00002-of-00002.safetensors"}})");
@@ -422,9 +467,10 @@ protected:
 TEST_F(CheckpointTest, SingleFile)
 {
     const Tensor w = makeTensor({3, 2}, DType::BF16, 7);
-    writeSafetensors(dir() / "model.safetensors", {{"backbone.layers.0.mixer.A_log", w}, {"lm_head.weight", makeTensor({5, 2}, DType::F32, 8)}});
+    writeSafetensors(dir() / "model.safetensors",
+        {{"backbone.layers.0.mixer.A_log", w}, {"lm_head.weight", makeTensor({5, 2}, DType::F32, 8)}});
     const Checkpoint ck = Checkpoint::open(dir());
-    EXPECT_EQ(ck.names(), (std::vector<std::string>{"backbone.layers.0.mixer.A_log", "lm_head.weight"}));
+    EXPECT_EQ(ck.names(), (std::vector<std::string> {"backbone.layers.0.mixer.A_log", "lm_head.weight"}));
     EXPECT_EQ(ck.totalBytes(), 3u * 2 * 2 + 5 * 2 * 4);
     EXPECT_EQ(ck.dominantFloatDType(), "F32");
     EXPECT_TRUE(sameBytes(ck.get("backbone.layers.0.mixer.A_log"), w));
@@ -449,7 +495,8 @@ TEST_F(CheckpointTest, SingleFile)
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), ErrorCode::Format);
         const std::string what = e.what();
-        EXPECT_NE(what.find("missing tensor 'model.layers.0.mixer.A_log' in " + dir().string()), std::string::npos) << what;
+        EXPECT_NE(what.find("missing tensor 'model.layers.0.mixer.A_log' in " + dir().string()), std::string::npos)
+            << what;
         EXPECT_NE(what.find("'backbone.layers.0.mixer.A_log'"), std::string::npos) << what;
     }
 }
@@ -477,17 +524,18 @@ TEST_F(CheckpointTest, MissingShard)
 TEST_F(CheckpointTest, TensorMissingFromItsShard)
 {
     writeTwoShards();
-    writeIndex(R"({"weight_map":{"embed":"model-00001-of-00002.safetensors","norm":"model-00001-of-00002.safetensors"}})");
-    expectCheckpointError(dir(), ErrorCode::Format,
-                          {"model.safetensors.index.json", "'norm'", "model-00001-of-00002.safetensors"});
+    writeIndex(
+        R"({"weight_map":{"embed":"model-00001-of-00002.safetensors","norm":"model-00001-of-00002.safetensors"}})");
+    expectCheckpointError(
+        dir(), ErrorCode::Format, {"model.safetensors.index.json", "'norm'", "model-00001-of-00002.safetensors"});
 }
 
 TEST_F(CheckpointTest, TensorInTwoShards)
 {
     writeTwoShards();
     writeSafetensors(dir() / "model-00002-of-00002.safetensors",
-                     {{"layers.1.w", makeTensor({4, 4}, DType::BF16, 3)}, {"norm", makeTensor({4}, DType::F32, 4)},
-                      {"embed", makeTensor({8, 4}, DType::BF16, 1)}});
+        {{"layers.1.w", makeTensor({4, 4}, DType::BF16, 3)}, {"norm", makeTensor({4}, DType::F32, 4)},
+            {"embed", makeTensor({8, 4}, DType::BF16, 1)}});
     expectCheckpointError(dir(), ErrorCode::Format, {"model.safetensors.index.json", "'embed'", "two shards"});
 }
 
@@ -505,7 +553,8 @@ TEST_F(CheckpointTest, MalformedIndex)
     expectCheckpointError(dir(), ErrorCode::Format, {index.string(), "'weight_map' must be an object"});
     writeIndex(R"({"weight_map":{"embed":3}})");
     expectCheckpointError(dir(), ErrorCode::Format, {index.string(), "'embed'"});
-    writeIndex(R"({"weight_map":{"embed":"model-00001-of-00002.safetensors","embed":"model-00002-of-00002.safetensors"}})");
+    writeIndex(
+        R"({"weight_map":{"embed":"model-00001-of-00002.safetensors","embed":"model-00002-of-00002.safetensors"}})");
     expectCheckpointError(dir(), ErrorCode::Format, {index.string(), "'embed' more than once"});
     writeIndex(R"({"weight_map":{"embed":"../model-00001-of-00002.safetensors"}})");
     expectCheckpointError(dir(), ErrorCode::Format, {index.string(), "inside the checkpoint folder"});
@@ -521,7 +570,8 @@ TEST_F(CheckpointTest, BadShardIsNamed)
 TEST_F(CheckpointTest, PytorchOnlyIsUnsupported)
 {
     writeBytes("pytorch_model.bin", "PK\x03\x04");
-    expectCheckpointError(dir(), ErrorCode::Unsupported, {dir().string(), "convert to safetensors", "safe_serialization=True"});
+    expectCheckpointError(
+        dir(), ErrorCode::Unsupported, {dir().string(), "convert to safetensors", "safe_serialization=True"});
     fs::remove(dir() / "pytorch_model.bin");
     writeBytes("pytorch_model.bin.index.json", R"({"weight_map":{}})");
     expectCheckpointError(dir(), ErrorCode::Unsupported, {"pytorch_model.bin.index.json", "convert to safetensors"});
@@ -546,8 +596,9 @@ size_t residentBytes()
 TEST_F(CheckpointTest, SparseMultiGigabyteFileOpensWithoutReadingData)
 {
     constexpr uint64_t kElements = uint64_t(1) << 30; // 4 GiB of F32
-    const std::string header = "{" + tensorEntry("huge", "F32", fmt::format("[{}, 1024]", kElements / 1024), 0, kElements * 4)
-                               + "," + tensorEntry("tiny", "F32", "[2]", kElements * 4, kElements * 4 + 8) + "}";
+    const std::string header = "{"
+        + tensorEntry("huge", "F32", fmt::format("[{}, 1024]", kElements / 1024), 0, kElements * 4) + ","
+        + tensorEntry("tiny", "F32", "[2]", kElements * 4, kElements * 4 + 8) + "}";
     const std::string padded = header + std::string((8 - header.size() % 8) % 8, ' ');
     const fs::path p = writeRaw("model.safetensors", padded);
     ASSERT_EQ(::truncate(p.c_str(), off_t(8 + padded.size() + kElements * 4 + 8)), 0);
