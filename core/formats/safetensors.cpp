@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include <fmt/ranges.h>
-#include <fmt/std.h>
 #include <nlohmann/json.hpp>
 
 namespace archlens {

@@ -3,12 +3,12 @@
 // of model-formats.md §2.3, sharded index errors, and lazy loading of a sparse multi-GB file.
 #include "formats/safetensors.h"
 
-#include <cstdio>
+#include <chrono>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <random>
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
