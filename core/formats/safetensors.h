@@ -88,8 +88,11 @@ private:
     std::map<std::string, size_t> m_where; // tensor -> index into m_files
 };
 
-// Writes tensors (F32/F16/BF16/I32/I64) in the reference layout: header padded with spaces
-// to a multiple of 8, tensors sorted by name. Atomic: temp file in the same folder + rename.
+// Writes tensors (F32/F16/BF16/I32/I64) in the reference layout: header keys sorted by name
+// and padded with spaces to a multiple of 8; data ordered like the reference writer (larger
+// element size first, then name) so every tensor is naturally aligned. Atomic: temp file in
+// the same folder, fsync, rename over `path`; on failure the temp file is removed and an
+// Error(Io) names `path`. Duplicate or undefined tensors are an Error(InvalidArgument).
 void writeSafetensors(const std::filesystem::path& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
 
