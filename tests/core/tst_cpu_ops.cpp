@@ -185,8 +185,9 @@ TEST_F(CpuOps, AttentionCausalGqaWithWeights)
             double sum = 0;
             for (int64_t s = 0; s < T; ++s) {
                 const float wv = wts.f32()[(h * T + t) * T + s];
-                if (s > t)
+                if (s > t) {
                     EXPECT_EQ(wv, 0.f);
+                }
                 sum += wv;
             }
             EXPECT_NEAR(sum, 1.0, 1e-6);

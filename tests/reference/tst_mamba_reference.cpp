@@ -132,7 +132,7 @@ TEST_P(MambaReference, SamePathReplayedIsBitIdentical)
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, MambaReference, ::testing::ValuesIn(kCases),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& p) { return std::string(p.param.name); });
 
 // transformers run entirely in bfloat16 (activations too) lands within 2e-2 of our F32 compute.
 TEST(MambaReferenceBf16, WithinBf16ComputeTolerance)

@@ -42,7 +42,12 @@ inline bool bitEqual(const Tensor& a, const Tensor& b)
 // Keeps every probe it is sent, concatenated along the token axis.
 class CaptureSink : public ProbeSink {
 public:
-    explicit CaptureSink(ProbeSelection sel = {{}, {defaultProbes().begin(), defaultProbes().end()}})
+    CaptureSink()
+    {
+        for (Probe p : defaultProbes())
+            m_sel.probes.insert(p);
+    }
+    explicit CaptureSink(ProbeSelection sel)
         : m_sel(std::move(sel))
     {
     }
