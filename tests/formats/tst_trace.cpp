@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <thread>
 
 #include "formats/trace.h"
 #include "trace_fixture.h"
@@ -27,7 +28,6 @@ protected:
                 fmt::format("archlens_tst_trace_{}_{}_{}", getpid(), info->test_suite_name(), info->name());
         fs::remove_all(m_dir);
         fs::create_directories(m_dir);
-        H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); // the test's own HDF5 edits stay quiet too
     }
     void TearDown() override
     {
@@ -53,27 +53,37 @@ protected:
         return p;
     }
 
+    // Runs `f` on a new thread with stderr captured and expects nothing printed. HDF5 is built
+    // thread-safe here, so its error-printing switch is per thread: a fresh thread starts with
+    // printing on, as the writer thread of a session would.
+    static void expectSilentOnFreshThread(const std::function<void()>& f)
+    {
+        ::testing::internal::CaptureStderr();
+        std::thread(f).join();
+        EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+    }
+
     // Opens `p` expecting an Error of `code` whose message contains `needle`; nothing on stderr.
     static void expectOpenError(const fs::path& p, ErrorCode code, const std::string& needle)
     {
-        ::testing::internal::CaptureStderr();
-        bool threw = false;
-        try {
-            TraceReader::open(p);
-        } catch (const Error& e) {
-            threw = true;
-            EXPECT_EQ(e.code(), code) << e.what();
-            EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-            EXPECT_NE(std::string(e.what()).find(p.filename().string()), std::string::npos) << e.what();
-        }
-        const std::string err = ::testing::internal::GetCapturedStderr();
-        EXPECT_TRUE(threw) << "no error opening " << p;
-        EXPECT_EQ(err, "");
+        expectSilentOnFreshThread([&] {
+            bool threw = false;
+            try {
+                TraceReader::open(p);
+            } catch (const Error& e) {
+                threw = true;
+                EXPECT_EQ(e.code(), code) << e.what();
+                EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+                EXPECT_NE(std::string(e.what()).find(p.filename().string()), std::string::npos) << e.what();
+            }
+            EXPECT_TRUE(threw) << "no error opening " << p;
+        });
     }
 
     // Edits a finished trace with the HDF5 C API (the damage a reader must detect).
     static void edit(const fs::path& p, const std::function<void(hid_t)>& f)
     {
+        H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); // the test's own edits stay quiet too
         const hid_t file = H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
         ASSERT_GE(file, 0);
         f(file);
@@ -407,13 +417,15 @@ TEST_F(TraceTest, RaggedTokenRowsFailFinishAndLeaveNothing)
 
 TEST_F(TraceTest, UnwritableFolderIsIoError)
 {
-    try {
-        TraceWriter w(path("no/such/folder/t.h5"), fx::meta(), {});
-        FAIL() << "no error";
-    } catch (const Error& e) {
-        EXPECT_EQ(e.code(), ErrorCode::Io);
-        EXPECT_NE(std::string(e.what()).find("t.h5"), std::string::npos) << e.what();
-    }
+    expectSilentOnFreshThread([&] {
+        try {
+            TraceWriter w(path("no/such/folder/t.h5"), fx::meta(), {});
+            FAIL() << "no error";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), ErrorCode::Io);
+            EXPECT_NE(std::string(e.what()).find("t.h5"), std::string::npos) << e.what();
+        }
+    });
 }
 
 // ---- bad inputs -------------------------------------------------------------------------------
@@ -531,18 +543,19 @@ TEST_F(TraceTest, UnknownDatasetsAreIgnored)
 TEST_F(TraceTest, ReadingAMissingDatasetIsFormatNamingFileAndPath)
 {
     const TraceReader r = TraceReader::open(writeFixture());
-    ::testing::internal::CaptureStderr();
-    try {
-        r.read("/layers/9/ssm/delta");
-        FAIL() << "no error";
-    } catch (const Error& e) {
-        EXPECT_EQ(e.code(), ErrorCode::Format);
-        EXPECT_NE(std::string(e.what()).find("/layers/9/ssm/delta"), std::string::npos) << e.what();
-        EXPECT_NE(std::string(e.what()).find("trace.h5"), std::string::npos) << e.what();
-    }
-    EXPECT_THROW(r.read("/token_text"), Error); // strings are not tensors
-    EXPECT_THROW(r.readRows("/logits", 3, 99), Error);
-    EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+    expectSilentOnFreshThread([&] {
+        try {
+            r.read("/layers/9/ssm/delta");
+            FAIL() << "no error";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), ErrorCode::Format);
+            EXPECT_NE(std::string(e.what()).find("/layers/9/ssm/delta"), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("trace.h5"), std::string::npos) << e.what();
+        }
+        EXPECT_THROW(r.read("/token_text"), Error); // strings are not tensors
+        EXPECT_THROW(r.readRows("/logits", 3, 99), Error);
+        EXPECT_FALSE(r.has("/layers/9/ssm/delta"));
+    });
 }
 
 // ---- size estimate ----------------------------------------------------------------------------
