@@ -11,6 +11,8 @@ void silence()
     }
 }
 
+void clearErrors() { H5Eclear2(H5E_DEFAULT); }
+
 Datatype utf8StringType()
 {
     Datatype t(H5Tcopy(H5T_C_S1));

@@ -15,6 +15,10 @@ namespace archlens::h5 {
 // point calls this (it is cheap after the first call on a thread).
 void silence();
 
+// Drops the calling thread's error stack. Called before throwing after a failed call: HDF5 frees
+// a thread's stack at thread exit but not the message strings still on it.
+void clearErrors();
+
 // One HDF5 identifier closed with the matching H5?close on destruction.
 template <herr_t (*Close)(hid_t)>
 class Handle {

@@ -83,6 +83,7 @@ struct TraceReader::Impl {
 
     [[noreturn]] void formatError(const std::string& what) const
     {
+        h5::clearErrors();
         throw Error(ErrorCode::Format, fmt::format("trace {}: {}", fileName(), what), fileName());
     }
 
@@ -443,8 +444,10 @@ TraceReader TraceReader::open(const fs::path& path)
     if (!std::ifstream(path, std::ios::binary))
         throw Error(ErrorCode::Io, fmt::format("trace {}: cannot open for reading", path.string()), path.string(),
                     "check the file's permissions");
-    if (H5Fis_hdf5(path.c_str()) <= 0)
+    if (H5Fis_hdf5(path.c_str()) <= 0) {
+        h5::clearErrors();
         throw Error(ErrorCode::Format, fmt::format("trace {}: not an HDF5 file", path.string()), path.string());
+    }
 
     TraceReader r;
     Impl& d = *r.m_impl;

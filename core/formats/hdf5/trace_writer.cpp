@@ -159,6 +159,7 @@ struct TraceWriter::Impl {
 
     [[noreturn]] void fail(const std::string& what) const
     {
+        h5::clearErrors();
         throw Error(ErrorCode::Io, fmt::format("trace {}: {} failed", path.string(), what), tmpPath.string(),
                     "check free disk space and that the folder is writable");
     }
@@ -370,9 +371,11 @@ TraceWriter::TraceWriter(const fs::path& path, TraceMeta meta, ProbeSelection se
             continue;
         d.file = h5::File(H5Fcreate(d.tmpPath.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()));
     }
-    if (!d.file)
+    if (!d.file) {
+        h5::clearErrors();
         throw Error(ErrorCode::Io, fmt::format("cannot create trace file {}", path.string()), d.tmpPath.string(),
                     "check that the folder exists and is writable");
+    }
 
     try {
         const TraceMeta& m = d.meta;
