@@ -70,10 +70,19 @@ private:
 };
 
 // Estimated bytes a trace will take before compression (what --max-bytes is compared to).
+// Counts /tokens, /token_text (kTraceTokenTextBytes per token), /logits and every selected
+// probe of every selected layer in [0, layerCount), plus ssm/A and ssm/D for layers with an ssm
+// probe. moe probes count only when experts > 0 and attn.weights only when heads > 0; the same
+// dims are assumed for every layer, so hybrids get an upper bound. Compiled without HDF5 too.
 struct TraceDims {
     int64_t tokens = 0, vocab = 0, dInner = 0, dState = 0;
+    int64_t experts = 0, topK = 0, heads = 0; // X, k, H (0 when the model has none)
 };
+// Stand-in size of one /token_text entry: its 16-byte heap reference (text is usually shorter).
+constexpr uint64_t kTraceTokenTextBytes = 16;
 uint64_t estimateTraceBytes(const TraceDims& dims, const ProbeSelection& sel, int layerCount);
+// Shape a probe takes in a trace of those dims ({} if it is never written for them).
+Shape traceProbeShape(Probe p, const TraceDims& dims);
 
 // Typed errors: Error(Io) missing/unreadable, Error(Format) not HDF5 / corrupt / missing or
 // mis-shaped dataset, Error(Version) schema_version not ours. HDF5's automatic error
@@ -90,9 +99,14 @@ public:
     const std::vector<std::string>& tokenText() const;
     bool has(const std::string& datasetPath) const;       // "/layers/0/ssm/delta"
     Tensor read(const std::string& datasetPath) const;    // F32 (float datasets), I32, I64
+    // Rows [begin, end) along the first axis, without reading the rest (ssm.state is large).
+    Tensor readRows(const std::string& datasetPath, int64_t begin, int64_t end) const;
+    Shape shape(const std::string& datasetPath) const;    // without reading the data
     std::vector<int> layers() const;                       // layer indices present under /layers
     std::vector<std::string> datasets(int layer) const;    // "ssm/delta", ... for that layer
     std::string attribute(const std::string& name) const; // string root attribute ('' if absent)
+                                                          // (numbers come back as decimal text)
+    std::vector<std::string> attributeStrings(const std::string& name) const; // list attribute
 
 private:
     TraceReader();
