@@ -22,7 +22,7 @@ base_pkgs=(
   # libraries (core)
   libeigen3-dev libhdf5-dev nlohmann-json3-dev libfmt-dev libonig-dev libutf8proc-dev libcli11-dev
   # libraries (GUI)
-  qt6-base-dev qt6-charts-dev qt6-svg-dev qt6-qpa-plugins libgl-dev
+  qt6-base-dev qt6-charts-dev qt6-svg-dev libqt6opengl6-dev qt6-qpa-plugins libgl-dev
   # headless figures need a font; screenshots and the GUI launch under Xvfb
   fonts-dejavu-core xvfb xauth
   # tests: h5py opens our traces as an independent reader

@@ -18,26 +18,26 @@ void addInfoCommand(CLI::App& app)
         const auto dir = resolveModelPath(*model);
         const ModelInfo info = describeModel(dir);
         const std::string revision = cacheRevisionOf(dir);
-        fmt::print("model         {}\n", dir.string());
+        fmt::print("model             {}\n", dir.string());
         if (!revision.empty())
-            fmt::print("revision      {}\n", revision);
-        fmt::print("architecture  {} (model_type {})\n", info.architecture, info.modelType);
-        fmt::print("layers        {}\n", info.layers);
-        fmt::print("d_model       {}\n", info.dModel);
-        fmt::print("vocab rows    {}\n", info.vocabRows);
+            fmt::print("revision          {}\n", revision);
+        fmt::print("architecture      {} (model_type {})\n", info.architecture, info.modelType);
+        fmt::print("layers            {}\n", info.layers);
+        fmt::print("d_model           {}\n", info.dModel);
+        fmt::print("vocab rows        {}\n", info.vocabRows);
         for (const auto& [k, v] : info.facts)
-            fmt::print("{:<13} {}\n", k, v);
-        fmt::print("mixers        {}\n", fmt::join(info.layerMixer, " "));
-        fmt::print("parameters    {} ({}){}\n", humanCount(info.parameters), info.parameters,
+            fmt::print("{:<17} {}\n", k, v);
+        fmt::print("mixers            {}\n", fmt::join(info.layerMixer, " "));
+        fmt::print("parameters        {} ({}){}\n", humanCount(info.parameters), info.parameters,
                    info.tiedEmbeddings ? ", lm_head tied to the embedding" : "");
         if (info.activeParameters != info.parameters)
-            fmt::print("active/token  {} ({})\n", humanCount(info.activeParameters), info.activeParameters);
-        fmt::print("weights       {} stored as {}\n", humanBytes(info.storedBytes), info.weightDType);
-        fmt::print("compute       F32 on the CPU: {} of weights in memory\n", humanBytes(info.loadedBytes));
+            fmt::print("active/token      {} ({})\n", humanCount(info.activeParameters), info.activeParameters);
+        fmt::print("weights           {} stored as {}\n", humanBytes(info.storedBytes), info.weightDType);
+        fmt::print("compute           F32 on the CPU: {} of weights in memory\n", humanBytes(info.loadedBytes));
         if (info.stateBytesPerSequence)
-            fmt::print("state         {} per sequence (conv + SSM, constant in length)\n",
+            fmt::print("state             {} per sequence (conv + SSM, constant in length)\n",
                        humanBytes(info.stateBytesPerSequence));
-        fmt::print("memory needed about {} (weights + state)\n",
+        fmt::print("memory needed     about {} (weights + state)\n",
                    humanBytes(info.loadedBytes + info.stateBytesPerSequence));
     });
 }

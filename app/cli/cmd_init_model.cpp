@@ -36,7 +36,7 @@ void addInitModelCommand(CLI::App& app)
     cmd->callback([o] {
         const std::string corpus = readFileBytes(o->corpus);
         BpeTrainerOptions topts;
-        topts.vocabSize = size_t(o->vocab);
+        topts.vocabSize = o->vocab;
         const std::string tokJson = trainByteLevelBpe({corpus}, topts);
         const Tokenizer tok = Tokenizer::fromJson(tokJson, "trained tokenizer");
         MambaInitOptions init = o->init;

@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "base/error.h"
 #include "tokenizer/tokenizer.h"
 
 namespace archlens::cli {
