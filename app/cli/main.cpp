@@ -1,6 +1,8 @@
 // archlens-cli: the headless side of ArchLens (model facts, tokenizer, generation,
 // HDF5 traces). Exit 0 on success; otherwise one line on stderr and a non-zero code.
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -20,10 +22,26 @@ int main(int argc, char** argv)
     archlens::cli::addTraceCommand(app);
     archlens::cli::addInitModelCommand(app);
 
-    archlens::setLogSink([](archlens::LogLevel level, const std::string& msg) {
+    // Notices (such as the backend fallback) are printed once the command has succeeded,
+    // so a failure always ends with exactly one line on stderr: the reason.
+    std::vector<std::string> notices;
+    archlens::setLogSink([&notices](archlens::LogLevel level, const std::string& msg) {
         if (level >= archlens::LogLevel::Info)
-            std::fprintf(stderr, "archlens-cli: %s\n", msg.c_str());
+            notices.push_back(msg);
     });
+
+    if (argc > 1 && argv[1][0] != '-') {
+        std::string known;
+        bool found = false;
+        for (const CLI::App* sub : app.get_subcommands({})) {
+            known += (known.empty() ? "" : ", ") + sub->get_name();
+            found = found || sub->get_name() == argv[1];
+        }
+        if (!found) {
+            std::fprintf(stderr, "archlens-cli: unknown command '%s' (expected one of: %s)\n", argv[1], known.c_str());
+            return 2;
+        }
+    }
 
     try {
         app.parse(argc, argv);
@@ -45,5 +63,8 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "archlens-cli: unexpected error: %s\n", e.what());
         return 1;
     }
+    std::fflush(stdout);
+    for (const auto& n : notices)
+        std::fprintf(stderr, "archlens-cli: %s\n", n.c_str());
     return 0;
 }

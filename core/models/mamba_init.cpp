@@ -43,9 +43,9 @@ void writeRandomMamba(const fs::path& dir, const MambaInitOptions& o)
     };
 
     std::vector<std::pair<std::string, Tensor>> tensors;
-    // std 0.2 rather than the usual 0.02: with a tied head, tiny embeddings give near-flat
-    // logits, and a demo whose next-token predictions are all equal shows nothing.
-    tensors.emplace_back("backbone.embeddings.weight", normal(0.2f, {V, D}));
+    // std 0.02 as transformers initialises embeddings; larger values make the tied head
+    // predict "repeat the current token" with certainty, which misleads more than noise.
+    tensors.emplace_back("backbone.embeddings.weight", normal(0.02f, {V, D}));
     for (int64_t i = 0; i < o.layers; ++i) {
         const std::string p = "backbone.layers." + std::to_string(i) + ".";
         tensors.emplace_back(p + "norm.weight", ones({D}));

@@ -1,0 +1,233 @@
+// archlens-cli end to end: traces match the PyTorch reference, generation matches its
+// greedy tokens, tokenizer commands round-trip, and bad input exits non-zero with one
+// line on stderr.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "formats/safetensors.h"
+#include "formats/trace.h"
+#include "test_support.h"
+
+using namespace archlens;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct CliResult {
+    int rc = -1;
+    std::string out, err;
+};
+
+std::string slurp(const fs::path& p)
+{
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string quote(const std::string& s)
+{
+    std::string q = "'";
+    for (char c : s)
+        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+CliResult cli(const std::vector<std::string>& args)
+{
+    static test::TempDir tmp;
+    std::string cmd = quote(ARCHLENS_CLI);
+    for (const auto& a : args)
+        cmd += " " + quote(a);
+    const fs::path out = tmp.path() / "out.txt", err = tmp.path() / "err.txt";
+    cmd += " >" + quote(out.string()) + " 2>" + quote(err.string()) + " </dev/null";
+    const int status = std::system(cmd.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+std::string idsArg(const Tensor& t)
+{
+    std::vector<int32_t> v(t.i32(), t.i32() + t.numel());
+    return fmt::format("{}", fmt::join(v, ","));
+}
+
+const char* kCases[] = {"mamba_f32_tied",       "mamba_f32_untied_bias", "mamba_f32_noconvbias",
+                        "mamba_bf16",           "mamba_original_layout", "mamba_sharded"};
+const char* kProbeLeaves[] = {"x", "delta", "B", "C", "state", "state_norm", "y", "gate"};
+
+class CliTrace : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(CliTrace, MatchesReference)
+{
+    const fs::path dir = test::referenceCase(GetParam());
+    auto golden = SafetensorsFile::open(dir / "golden.safetensors");
+    test::TempDir tmp;
+    const fs::path out = tmp.path() / "trace.h5";
+    const auto r = cli({"trace", "--model", dir.string(), "--tokens", idsArg(golden->tensor("input_ids")), "--out",
+                        out.string(), "--backend", "cpu"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const TraceReader trace = TraceReader::open(out);
+    EXPECT_EQ(trace.meta().schemaVersion, kTraceSchemaVersion);
+    EXPECT_EQ(trace.meta().backend, "cpu");
+    EXPECT_EQ(trace.meta().prompt, "");
+    EXPECT_EQ(trace.meta().seed, -1);
+    EXPECT_EQ(trace.meta().promptLength, golden->tensor("input_ids").numel());
+    EXPECT_EQ(trace.meta().modelType, "mamba");
+    EXPECT_EQ(trace.meta().weightDType, std::string(GetParam()) == "mamba_bf16" ? "BF16" : "F32");
+    const auto tokens = trace.tokens();
+    const Tensor ids = golden->tensor("input_ids");
+    ASSERT_EQ(int64_t(tokens.size()), ids.numel());
+    EXPECT_TRUE(std::equal(tokens.begin(), tokens.end(), ids.i32()));
+    EXPECT_EQ(trace.tokenText().front(), fmt::format("#{}", ids.i32()[0])); // no tokenizer in these folders
+    EXPECT_LE(test::relError(trace.read("/logits"), golden->tensor("logits")), 1e-4);
+    const int layers = int(trace.layers().size());
+    EXPECT_GE(layers, 2);
+    for (int i = 0; i < layers; ++i) {
+        for (const char* leaf : kProbeLeaves)
+            EXPECT_LE(test::relError(trace.read(fmt::format("/layers/{}/ssm/{}", i, leaf)),
+                                     golden->tensor(fmt::format("layers.{}.ssm.{}", i, leaf))),
+                      1e-4)
+                << leaf << " layer " << i;
+        EXPECT_LE(test::relError(trace.read(fmt::format("/layers/{}/ssm/A", i)),
+                                 golden->tensor(fmt::format("layers.{}.ssm.A", i))),
+                  1e-6);
+    }
+}
+
+TEST_P(CliTrace, GenerateMatchesReferenceGreedyTokens)
+{
+    const fs::path dir = test::referenceCase(GetParam());
+    auto golden = SafetensorsFile::open(dir / "golden.safetensors");
+    const auto r = cli({"generate", "--model", dir.string(), "--tokens", idsArg(golden->tensor("input_ids")),
+                        "--max-new-tokens", "8", "--backend", "cpu"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(r.out, idsArg(golden->tensor("generated_ids")) + "\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(Reference, CliTrace, ::testing::ValuesIn(kCases));
+
+const fs::path kDemo = fs::path(ARCHLENS_SOURCE_DIR) / "resources/models/mamba-demo-untrained";
+
+TEST(Cli, TraceSelectsLayersAndProbes)
+{
+    test::TempDir tmp;
+    const fs::path out = tmp.path() / "t.h5";
+    const auto r = cli({"trace", "--model", kDemo.string(), "--prompt", "Hello state space", "--out", out.string(),
+                        "--layers", "1,3", "--probes", "ssm.delta,ssm.B"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const TraceReader trace = TraceReader::open(out);
+    EXPECT_EQ(trace.layers(), (std::vector<int>{1, 3}));
+    EXPECT_TRUE(trace.has("/layers/1/ssm/delta"));
+    EXPECT_TRUE(trace.has("/layers/3/ssm/B"));
+    EXPECT_TRUE(trace.has("/layers/3/ssm/A"));
+    EXPECT_TRUE(trace.has("/layers/3/ssm/D"));
+    EXPECT_FALSE(trace.has("/layers/1/ssm/state"));
+    EXPECT_EQ(trace.meta().prompt, "Hello state space");
+    EXPECT_EQ(trace.meta().architecture, "MambaForCausalLM");
+    // token text comes from the tokenizer and joins back into the prompt
+    std::string joined;
+    for (const auto& t : trace.tokenText())
+        joined += t;
+    EXPECT_EQ(joined, "Hello state space");
+}
+
+TEST(Cli, TraceRefusesAboveMaxBytesWithTheNumber)
+{
+    test::TempDir tmp;
+    const fs::path out = tmp.path() / "t.h5";
+    const auto r = cli({"trace", "--model", kDemo.string(), "--prompt", "Hello", "--out", out.string(), "--max-bytes",
+                        "1000"});
+    EXPECT_NE(r.rc, 0);
+    EXPECT_NE(r.err.find("--max-bytes 1000"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("bytes"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(Cli, InfoReportsModelFacts)
+{
+    const auto r = cli({"info", "--model", test::referenceCase("mamba_f32_tied").string()});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.out.find("MambaForCausalLM"), std::string::npos);
+    EXPECT_NE(r.out.find("layers            2"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("memory needed"), std::string::npos);
+}
+
+TEST(Cli, TokenizeAndDetokenizeRoundTrip)
+{
+    const std::string text = "Mamba's scan: h_t = exp(Δ·A)·h + Δ·B·x — 42 tokens.\n";
+    auto r = cli({"tokenize", "--tokenizer", kDemo.string(), "--text", text});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    ASSERT_GE(r.out.size(), 3u);
+    EXPECT_EQ(r.out.front(), '[');
+    const std::string ids = r.out.substr(1, r.out.find(']') - 1);
+    r = cli({"detokenize", "--tokenizer", (kDemo / "tokenizer.json").string(), "--ids", ids});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(r.out, text);
+    r = cli({"detokenize", "--tokenizer", kDemo.string(), "--ids", ""});
+    EXPECT_EQ(r.rc, 0);
+    EXPECT_EQ(r.out, "");
+    // --text-file uses the file's bytes unchanged
+    test::TempDir tmp;
+    std::ofstream(tmp.path() / "t.txt", std::ios::binary) << text;
+    auto fromFile = cli({"tokenize", "--tokenizer", kDemo.string(), "--text-file", (tmp.path() / "t.txt").string()});
+    EXPECT_EQ(fromFile.out, "[" + ids + "]\n");
+}
+
+TEST(Cli, GenerateStreamsTextAndSeedsReproduce)
+{
+    const std::vector<std::string> args = {"generate", "--model", kDemo.string(), "--prompt", "The state",
+                                           "--max-new-tokens", "6", "--temperature", "1.0", "--top-k", "20",
+                                           "--seed", "7"};
+    const auto a = cli(args), b = cli(args);
+    ASSERT_EQ(a.rc, 0) << a.err;
+    EXPECT_EQ(a.out, b.out);
+    EXPECT_FALSE(a.out.empty());
+}
+
+struct BadCall {
+    std::vector<std::string> args;
+    std::string mustMention;
+};
+
+TEST(Cli, BadInputExitsNonZeroWithOneLine)
+{
+    const std::string demo = kDemo.string(), ref = test::referenceCase("mamba_f32_tied").string();
+    const std::vector<BadCall> calls = {
+        {{"info", "--model", "/no/such/folder"}, "/no/such/folder"},
+        {{"generate", "--model", demo, "--prompt", "x", "--backend", "cuda"}, "CUDA"},
+        {{"generate", "--model", demo, "--prompt", "x", "--backend", "tpu"}, "tpu"},
+        {{"generate", "--model", demo, "--tokens", "1,x,3"}, "'x'"},
+        {{"generate", "--model", demo, "--tokens", "99999"}, "99999"},
+        {{"generate", "--model", ref, "--prompt", "hello"}, "tokenizer.json"},
+        {{"trace", "--model", demo, "--prompt", "x", "--out", "/tmp/never.h5", "--probes", "ssm.nope"}, "ssm.nope"},
+        {{"trace", "--model", demo, "--prompt", "x", "--out", "/tmp/never.h5", "--layers", "9"}, "layer 9"},
+        {{"detokenize", "--tokenizer", demo, "--ids", "5,-2"}, "-2"},
+        {{"tokenize", "--tokenizer", "/no/tok.json", "--text", "x"}, "/no/tok.json"},
+        {{"frobnicate"}, "frobnicate"},
+    };
+    for (const auto& c : calls) {
+        const auto r = cli(c.args);
+        EXPECT_NE(r.rc, 0) << fmt::format("{}", fmt::join(c.args, " "));
+        EXPECT_NE(r.err.find(c.mustMention), std::string::npos) << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    }
+}
+
+TEST(Cli, HelpEverywhere)
+{
+    for (const char* sub : {"info", "tokenize", "detokenize", "generate", "trace", "init-model"}) {
+        const auto r = cli({sub, "--help"});
+        EXPECT_EQ(r.rc, 0) << sub;
+        EXPECT_NE(r.out.find("--"), std::string::npos) << sub;
+    }
+    EXPECT_EQ(cli({"--help"}).rc, 0);
+}
+
+} // namespace
