@@ -57,6 +57,7 @@ int main(int argc, char** argv)
         QObject::connect(&window, parser.isSet(prompt) ? &archlens::ui::MainWindow::runFinished
                                                        : &archlens::ui::MainWindow::modelReady,
                          &window, grab);
+        QObject::connect(&window, &archlens::ui::MainWindow::failed, &window, grab);
     }
     window.openModel(model);
     return app.exec();

@@ -135,6 +135,7 @@ void MainWindow::buildUi()
     auto* tokensLabel = new QLabel(tr("<b>Tokens</b> — click one, or use ←/→, to see what the model predicts next"));
     layout->addWidget(tokensLabel);
     m_strip = new TokenStrip;
+    m_strip->setObjectName("tokenStrip");
     auto* scroll = new QScrollArea;
     scroll->setWidget(m_strip);
     scroll->setWidgetResizable(true);
@@ -145,6 +146,7 @@ void MainWindow::buildUi()
     m_predTitle = new QLabel(tr("<b>Top-5 next-token predictions</b>"));
     layout->addWidget(m_predTitle);
     m_predictions = new QTableWidget(0, 3);
+    m_predictions->setObjectName("predictions");
     m_predictions->setHorizontalHeaderLabels({tr("Token"), tr("Id"), tr("Probability")});
     m_predictions->horizontalHeader()->setSectionResizeMode(0, QHeaderView::Stretch);
     m_predictions->verticalHeader()->hide();
@@ -157,7 +159,10 @@ void MainWindow::buildUi()
     structureDock->setObjectName("dock.structure");
     m_structure = new QTreeWidget;
     m_structure->setHeaderLabels({tr("Part"), tr("Shape"), tr("Stored as")});
-    m_structure->header()->setSectionResizeMode(0, QHeaderView::ResizeToContents);
+    m_structure->header()->setSectionResizeMode(0, QHeaderView::Stretch);
+    m_structure->header()->setSectionResizeMode(1, QHeaderView::ResizeToContents);
+    m_structure->header()->setSectionResizeMode(2, QHeaderView::ResizeToContents);
+    m_structure->header()->setStretchLastSection(false);
     structureDock->setWidget(m_structure);
     addDockWidget(Qt::LeftDockWidgetArea, structureDock);
 
@@ -280,7 +285,9 @@ void MainWindow::onLoaded(const ModelSummary& s)
     m_facts->setRowCount(int(facts.size()));
     for (int i = 0; i < facts.size(); ++i) {
         m_facts->setItem(i, 0, new QTableWidgetItem(facts[i].first));
-        m_facts->setItem(i, 1, new QTableWidgetItem(facts[i].second));
+        auto* value = new QTableWidgetItem(facts[i].second);
+        value->setToolTip(facts[i].second);
+        m_facts->setItem(i, 1, value);
     }
     m_facts->resizeColumnToContents(0);
     emit modelReady();
@@ -302,10 +309,16 @@ void MainWindow::onRan(const RunResult& r)
 void MainWindow::onFailed(const QString& what, const QString& message)
 {
     setBusy(false);
-    statusBar()->showMessage(what + ": " + message, 10000);
-    if (what != tr("Cancelled"))
-        QMessageBox::warning(this, what, message);
-    emit runFinished();
+    m_lastError = what + ": " + message;
+    statusBar()->showMessage(m_lastError, 10000);
+    if (what != tr("Cancelled")) {
+        // window-modal but not blocking: the event loop (and tests) keep running
+        auto* box = new QMessageBox(QMessageBox::Warning, what, message, QMessageBox::Ok, this);
+        box->setAttribute(Qt::WA_DeleteOnClose);
+        box->setObjectName("errorBox");
+        box->open();
+    }
+    emit failed(m_lastError);
 }
 
 void MainWindow::showPredictions(int token)

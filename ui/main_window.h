@@ -30,10 +30,14 @@ public:
     void setPrompt(const QString& text);
     void runPrompt();
     bool isBusy() const { return m_busy; }
+    const ModelSummary& summary() const { return m_summary; }
+    const RunResult& lastRun() const { return m_result; }
+    QString lastError() const { return m_lastError; }
 
 signals:
     void modelReady();
     void runFinished();
+    void failed(const QString& message);
     void requestLoad(const QString& path, const QString& backend);
     void requestRun(const QString& prompt);
 
@@ -56,6 +60,7 @@ private:
     bool m_busy = false;
     ModelSummary m_summary;
     RunResult m_result;
+    QString m_lastError;
 
     QLabel* m_title = nullptr;
     QLabel* m_badge = nullptr;

@@ -15,6 +15,7 @@ public:
     explicit TokenStrip(QWidget* parent = nullptr);
     void setTokens(const QVector<int>& ids, const QStringList& texts);
     int current() const { return m_current; }
+    int count() const { return int(m_ids.size()); }
     void setCurrent(int index);
     QSize sizeHint() const override;
     bool hasHeightForWidth() const override { return true; }
