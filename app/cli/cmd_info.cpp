@@ -19,6 +19,8 @@ void addInfoCommand(CLI::App& app)
         const ModelInfo info = describeModel(dir);
         const std::string revision = cacheRevisionOf(dir);
         fmt::print("model             {}\n", dir.string());
+        if (const std::string label = modelCardLabel(dir); !label.empty())
+            fmt::print("label             {} (random weights: its predictions are noise)\n", label);
         if (!revision.empty())
             fmt::print("revision          {}\n", revision);
         fmt::print("architecture      {} (model_type {})\n", info.architecture, info.modelType);

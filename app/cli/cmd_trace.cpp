@@ -67,8 +67,8 @@ void addTraceCommand(CLI::App& app)
         writer.appendTokens(run.ids, texts);
         writer.appendLogits(0, logits);
         writer.finish();
-        fmt::print("wrote {}: {} tokens, {} layers, {} probes (estimated {} uncompressed)\n", o->out, run.ids.size(),
-                   sel.layers.size(), sel.probes.size(), humanBytes(estimate));
+        fmt::print("wrote {}: {} tokens, {} layers (estimated {} before compression)\n", o->out, run.ids.size(),
+                   sel.layers.size(), humanBytes(estimate));
 #endif
     });
 }

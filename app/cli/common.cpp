@@ -5,8 +5,10 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/strings.h"
 
 namespace archlens::cli {
 
@@ -17,22 +19,12 @@ std::vector<int32_t> parseIds(const std::string& spec, const char* option)
     std::vector<int32_t> ids;
     if (spec.empty())
         return ids;
-    size_t start = 0;
-    while (start <= spec.size()) {
-        size_t end = spec.find(',', start);
-        if (end == std::string::npos)
-            end = spec.size();
-        std::string item = spec.substr(start, end - start);
-        while (!item.empty() && item.front() == ' ')
-            item.erase(item.begin());
-        while (!item.empty() && item.back() == ' ')
-            item.pop_back();
+    for (std::string_view item : splitCommaList(spec)) {
         int64_t v = 0;
         auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
         if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || v < 0 || v > INT32_MAX)
             throw makeError(ErrorCode::InvalidArgument, "{}: '{}' is not a token id (expected e.g. 1,2,3)", option, item);
         ids.push_back(int32_t(v));
-        start = end + 1;
     }
     return ids;
 }
@@ -60,6 +52,21 @@ std::string tokenDisplay(const std::optional<Tokenizer>& tok, int32_t id)
     if (tok && id < tok->vocabSize())
         return tok->tokenText(id);
     return fmt::format("#{}", id);
+}
+
+std::string modelCardLabel(const fs::path& modelDir)
+{
+    std::error_code ec;
+    if (!fs::exists(modelDir / "archlens_card.json", ec))
+        return {};
+    try {
+        const auto card = nlohmann::json::parse(readFileBytes(modelDir / "archlens_card.json"));
+        if (card.value("trained", true) == false)
+            return card.value("label", std::string("untrained"));
+    } catch (const nlohmann::json::exception&) {
+        // a damaged card only loses its label; the model itself is validated elsewhere
+    }
+    return {};
 }
 
 std::string humanBytes(uint64_t bytes)

@@ -21,6 +21,8 @@ std::string readFileBytes(const std::filesystem::path& path); // Error(Io) namin
 std::optional<Tokenizer> tokenizerForModel(const std::filesystem::path& modelDir);
 // Display text of one token: its decoded text, or "#<id>" without a tokenizer.
 std::string tokenDisplay(const std::optional<Tokenizer>& tok, int32_t id);
+// The label of a model card our tools wrote (archlens_card.json), e.g. "untrained"; '' if none.
+std::string modelCardLabel(const std::filesystem::path& modelDir);
 std::string humanBytes(uint64_t bytes);
 std::string humanCount(int64_t n);
 

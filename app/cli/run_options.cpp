@@ -41,6 +41,8 @@ PreparedRun prepareRun(const RunOptions& o)
             throw Error(ErrorCode::InvalidArgument, "--tokens: give at least one token id");
     }
     r.model = loadModel(r.modelDir, choice.backend);
+    if (const std::string label = modelCardLabel(r.modelDir); !label.empty())
+        logInfo("this model is {}: random weights, so its output is noise", label);
     for (int32_t id : r.ids)
         if (id >= r.model->info().vocabRows)
             throw makeError(ErrorCode::InvalidArgument, "token id {} is outside the model's vocabulary (0..{})", id,

@@ -367,12 +367,29 @@ private:
 
     Tensor forwardChunk(std::span<const int32_t> ids, MambaState& state, ProbeSink* sink, bool allLogits)
     {
+        const int64_t T = int64_t(ids.size());
+        Tensor h = Tensor::empty({T, m_cfg.D}); // (T, D)
+        m_backend->embedding(std::vector<int32_t>(ids.begin(), ids.end()), m_embedding, h);
+        runLayers(h, state, sink, /*recurrent=*/false);
+        return logitsFrom(allLogits ? h : h.rows(T - 1, T));
+    }
+
+    Tensor forwardStep(int32_t id, MambaState& state, ProbeSink* sink)
+    {
+        Tensor h = Tensor::empty({1, m_cfg.D});
+        m_backend->embedding({id}, m_embedding, h);
+        runLayers(h, state, sink, /*recurrent=*/true);
+        return logitsFrom(h);
+    }
+
+    // h (T, D) through every layer, in place. The recurrent form (T = 1) uses the
+    // decoder's step ops for the conv and the scan; everything else is shared.
+    void runLayers(Tensor& h, MambaState& state, ProbeSink* sink, bool recurrent)
+    {
         const auto& c = m_cfg;
         Backend& be = *m_backend;
-        const int64_t T = int64_t(ids.size());
+        const int64_t T = h.dim(0);
         const int64_t pos = state.position;
-        Tensor h = Tensor::empty({T, c.D});                               // (T, D)
-        be.embedding(std::vector<int32_t>(ids.begin(), ids.end()), m_embedding, h);
         Tensor hn = Tensor::empty({T, c.D});
         Tensor xz = Tensor::empty({T, 2 * c.E});
         Tensor xc = Tensor::empty({T, c.E});
@@ -387,7 +404,10 @@ private:
             be.linear(hn, L.inProj, opt(L.inProjBias), xz);                // (T, 2E)
             Tensor x = columns(xz, 0, c.E);                                 // (T, E)
             Tensor z = columns(xz, c.E, c.E);                               // (T, E)
-            be.causalConv1d(x, L.convW, opt(L.convB), state.conv[size_t(i)], xc);
+            if (recurrent)
+                be.causalConv1dStep(x, L.convW, opt(L.convB), state.conv[size_t(i)], xc);
+            else
+                be.causalConv1d(x, L.convW, opt(L.convB), state.conv[size_t(i)], xc);
             be.silu(xc, xs);                                                // (T, E)
             be.linear(xs, L.xProj, nullptr, dbc);                           // (T, R + 2N)
             Tensor delta0 = columns(dbc, 0, c.R);                           // (T, R)
@@ -407,63 +427,15 @@ private:
             args.y = &y;
             ScanProbes probes;
             prepareProbes(int(i), T, sink, args, probes);
-            be.selectiveScan(args);
+            if (recurrent)
+                be.selectiveScanStep(args);
+            else
+                be.selectiveScan(args);
             emitProbes(int(i), pos, sink, xs, B, C, probes);
             be.linear(y, L.outProj, opt(L.outProjBias), out);               // (T, D)
             be.add(h, out, h);
         }
         state.position += T;
-        return logitsFrom(allLogits ? h : h.rows(T - 1, T));
-    }
-
-    Tensor forwardStep(int32_t id, MambaState& state, ProbeSink* sink)
-    {
-        const auto& c = m_cfg;
-        Backend& be = *m_backend;
-        const int64_t pos = state.position;
-        Tensor h = Tensor::empty({1, c.D});
-        be.embedding({id}, m_embedding, h);
-        Tensor hn = Tensor::empty({1, c.D});
-        Tensor xz = Tensor::empty({1, 2 * c.E});
-        Tensor xc = Tensor::empty({1, c.E});
-        Tensor xs = Tensor::empty({1, c.E});
-        Tensor dbc = Tensor::empty({1, c.R + 2 * c.N});
-        Tensor dt = Tensor::empty({1, c.E});
-        Tensor y = Tensor::empty({1, c.E});
-        Tensor out = Tensor::empty({1, c.D});
-        for (int64_t i = 0; i < c.layers; ++i) {
-            const MambaLayer& L = m_layers[size_t(i)];
-            be.rmsNorm(h, L.norm, float(c.eps), hn);
-            be.linear(hn, L.inProj, opt(L.inProjBias), xz);
-            Tensor x = columns(xz, 0, c.E);
-            Tensor z = columns(xz, c.E, c.E);
-            be.causalConv1dStep(x, L.convW, opt(L.convB), state.conv[size_t(i)], xc);
-            be.silu(xc, xs);
-            be.linear(xs, L.xProj, nullptr, dbc);
-            Tensor delta0 = columns(dbc, 0, c.R);
-            Tensor B = columns(dbc, c.R, c.N);
-            Tensor C = columns(dbc, c.R + c.N, c.N);
-            be.linear(delta0, L.dtProj, nullptr, dt);
-            ScanArgs args;
-            args.x = &xs;
-            args.dt = &dt;
-            args.dtBias = &L.dtBias;
-            args.A = &L.A;
-            args.B = &B;
-            args.C = &C;
-            args.D = &L.D;
-            args.z = &z;
-            args.state = &state.ssm[size_t(i)];
-            args.y = &y;
-            ScanProbes probes;
-            prepareProbes(int(i), 1, sink, args, probes);
-            be.selectiveScanStep(args);
-            emitProbes(int(i), pos, sink, xs, B, C, probes);
-            be.linear(y, L.outProj, opt(L.outProjBias), out);
-            be.add(h, out, h);
-        }
-        state.position += 1;
-        return logitsFrom(h);
     }
 
     std::shared_ptr<Backend> m_backend;

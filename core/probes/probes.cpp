@@ -3,6 +3,8 @@
 #include <array>
 #include <charconv>
 
+#include "base/strings.h"
+
 namespace archlens {
 
 namespace {
@@ -72,25 +74,6 @@ bool ProbeSelection::wantsAnyGroup(int layer, std::string_view group) const
     return false;
 }
 
-static std::vector<std::string_view> splitComma(std::string_view s)
-{
-    std::vector<std::string_view> out;
-    size_t start = 0;
-    while (start <= s.size()) {
-        size_t end = s.find(',', start);
-        if (end == std::string_view::npos)
-            end = s.size();
-        std::string_view item = s.substr(start, end - start);
-        while (!item.empty() && item.front() == ' ')
-            item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ')
-            item.remove_suffix(1);
-        out.push_back(item);
-        start = end + 1;
-    }
-    return out;
-}
-
 std::set<int> ProbeSelection::parseLayers(std::string_view spec, int layerCount)
 {
     std::set<int> out;
@@ -99,7 +82,7 @@ std::set<int> ProbeSelection::parseLayers(std::string_view spec, int layerCount)
             out.insert(i);
         return out;
     }
-    for (std::string_view item : splitComma(spec)) {
+    for (std::string_view item : splitCommaList(spec)) {
         int v = -1;
         auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
         if (item.empty() || ec != std::errc() || ptr != item.data() + item.size())
@@ -120,7 +103,7 @@ std::set<Probe> ProbeSelection::parseProbes(std::string_view spec)
             out.insert(p);
         return out;
     }
-    for (std::string_view item : splitComma(spec)) {
+    for (std::string_view item : splitCommaList(spec)) {
         auto p = probeFromName(item);
         if (!p) {
             std::string known;
