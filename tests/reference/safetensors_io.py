@@ -2,8 +2,9 @@
 
 Independent of the C++ code base and of the `safetensors` Python package.
 Writer layout (matches the reference Rust writer for single-alignment files):
-  - tensors sorted by name (all tensors written here share one alignment class
-    per file: F32/I32 are 4-byte, BF16 files are BF16 only),
+  - tensors sorted by element size, largest first (I64/F64, then F32/I32, then
+    F16/BF16, then BOOL), then by name; so every tensor starts at a multiple of its
+    element size. Files with one element size (all Mamba files) are simply sorted by name,
   - header JSON compact, "__metadata__" first, {"format": "pt"},
   - header right-padded with spaces to a multiple of 8 bytes.
 """
@@ -14,10 +15,10 @@ import struct
 import numpy as np
 import torch
 
-_NP_DTYPE = {"F32": "<f4", "I32": "<i4", "I64": "<i8", "F64": "<f8", "BF16": "<i2", "F16": "<f2"}
+_NP_DTYPE = {"F32": "<f4", "I32": "<i4", "I64": "<i8", "F64": "<f8", "BF16": "<i2", "F16": "<f2", "BOOL": "|b1"}
 _TORCH_TO_ST = {torch.float32: "F32", torch.int32: "I32", torch.int64: "I64",
-                torch.float64: "F64", torch.bfloat16: "BF16", torch.float16: "F16"}
-_BYTES = {"F32": 4, "I32": 4, "I64": 8, "F64": 8, "BF16": 2, "F16": 2}
+                torch.float64: "F64", torch.bfloat16: "BF16", torch.float16: "F16", torch.bool: "BOOL"}
+_BYTES = {"F32": 4, "I32": 4, "I64": 8, "F64": 8, "BF16": 2, "F16": 2, "BOOL": 1}
 
 
 def tensor_bytes(t):
@@ -33,7 +34,7 @@ def write_safetensors(path, tensors, metadata=None):
     """tensors: dict name -> torch.Tensor. Returns total data bytes."""
     if metadata is None:
         metadata = {"format": "pt"}
-    names = sorted(tensors)
+    names = sorted(tensors, key=lambda n: (-_BYTES[_TORCH_TO_ST[tensors[n].dtype]], n))
     header = {"__metadata__": metadata}
     blobs = []
     offset = 0
