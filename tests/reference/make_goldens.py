@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Writes the Mamba-1 reference checkpoints and golden outputs under tests/reference/data/.
+"""Writes every reference checkpoint and golden output under tests/reference/data/: the Mamba-1 cases here,
+then the GPT-NeoX / Llama / Mixtral / OLMoE / Qwen2-MoE / Jamba cases (make_goldens_arch.py).
 
     /usr/bin/python3 tests/reference/make_goldens.py
 
@@ -290,6 +291,7 @@ def run_case(c):
 
 
 def main():
+    import make_goldens_arch
     torch.set_num_threads(1)
     os.makedirs(DATA, exist_ok=True)
     for c in CASES:
@@ -299,6 +301,7 @@ def main():
               f"E={dd['d_inner']} R={dd['dt_rank']} V={dd['vocab_rows']} T={info['T']} "
               f"gen={info['generated_ids']} selfcheck<= {info['self_check_rel_err_max']:.2g}"
               + (f" bf16vsf32={info['bf16compute_vs_f32_logits_rel_err']}" if "bf16compute_vs_f32_logits_rel_err" in info else ""))
+    make_goldens_arch.main()
 
 
 if __name__ == "__main__":

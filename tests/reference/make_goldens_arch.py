@@ -61,27 +61,27 @@ CASES = [
          about="Llama, rope_scaling yarn (factor 4, beta_fast 32, beta_slow 0.25, no original_max_position_embeddings "
                "key so max_position_embeddings 8 is the original length): ramp low 0 / high 2, so frequency 0 is "
                "kept, 1 is half/half, the rest divided by 4; cos/sin times 0.1 ln 4 + 1."),
-    dict(name="neox_parallel", seed=2101, arch="gpt_neox", D=32, L=3, H=2, Hkv=2, V=101, T=12, I=128, dtype="float32",
+    dict(name="neox_parallel", seed=2103, arch="gpt_neox", D=32, L=3, H=2, Hkv=2, V=101, T=12, I=128, dtype="float32",
          tied=False, max_pos=32, rotary_pct=0.25, parallel=True, act="gelu", legacy=True,
          about="GPT-NeoX / Pythia style: use_parallel_residual true, rotary_pct 0.25 (4 of 16 head dims rotated), "
                "q/k/v/dense biases, untied embed_out, legacy buffers attention.bias (BOOL [1,1,32,32]), "
                "attention.masked_bias (F32 scalar), attention.rotary_emb.inv_freq."),
-    dict(name="neox_sequential", seed=2102, arch="gpt_neox", D=48, L=2, H=3, Hkv=3, V=87, T=11, I=96, dtype="float16",
+    dict(name="neox_sequential", seed=2105, arch="gpt_neox", D=48, L=2, H=3, Hkv=3, V=87, T=11, I=96, dtype="float16",
          tied=False, max_pos=64, rotary_pct=0.5, parallel=False, act="gelu", legacy=False,
          about="GPT-NeoX with use_parallel_residual false, rotary_pct 0.5 (8 of 16 dims), every tensor F16 on disk "
                "(goldens computed in fp32 from the f16 weights), hidden_act gelu (erf)."),
-    dict(name="mixtral", seed=2201, arch="mixtral", D=32, L=2, H=4, Hkv=2, V=91, T=12, I=32, dtype="float32",
+    dict(name="mixtral", seed=2227, arch="mixtral", D=32, L=2, H=4, Hkv=2, V=91, T=12, I=32, dtype="float32",
          tied=False, X=3, k=2, sliding_window=5,
          about="Mixtral: 3 experts (not a power of two), top-2 renormalised, GQA, sliding_window 5 < T, "
                "rope_theta 1e6, per-expert block_sparse_moe.experts.{j}.w1/w2/w3."),
-    dict(name="olmoe", seed=2301, arch="olmoe", D=32, L=2, H=4, Hkv=4, V=93, T=11, I=24, dtype="float32",
+    dict(name="olmoe", seed=2305, arch="olmoe", D=32, L=2, H=4, Hkv=4, V=93, T=11, I=24, dtype="float32",
          tied=False, X=5, k=2, norm_topk=False,
          about="OLMoE: q_norm/k_norm RMSNorms over the whole q / k projections (before RoPE), 5 experts top-2, "
                "norm_topk_prob false (raw softmax probabilities as weights)."),
     dict(name="olmoe_norm", seed=2302, arch="olmoe", D=32, L=2, H=4, Hkv=2, V=77, T=10, I=24, dtype="float32",
          tied=False, X=5, k=2, norm_topk=True,
          about="OLMoE with norm_topk_prob true (top-k weights renormalised), GQA so k_norm has Hkv*hd = 16 weights."),
-    dict(name="qwen2_moe", seed=2401, arch="qwen2_moe", D=32, L=3, H=4, Hkv=2, V=85, T=12, I=64, dtype="float32",
+    dict(name="qwen2_moe", seed=2412, arch="qwen2_moe", D=32, L=3, H=4, Hkv=2, V=85, T=12, I=64, dtype="float32",
          tied=False, X=4, k=2, norm_topk=False, moe_I=16, shared_I=32, mlp_only_layers=[1],
          about="Qwen2-MoE: q/k/v biases, 4 experts top-2 (norm_topk_prob false), shared expert scaled by "
                "sigmoid(shared_expert_gate), layer 1 dense via mlp_only_layers [1] (decoder_sparse_step 1)."),
