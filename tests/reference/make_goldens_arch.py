@@ -85,7 +85,7 @@ CASES = [
          tied=False, X=4, k=2, norm_topk=False, moe_I=16, shared_I=32, mlp_only_layers=[1],
          about="Qwen2-MoE: q/k/v biases, 4 experts top-2 (norm_topk_prob false), shared expert scaled by "
                "sigmoid(shared_expert_gate), layer 1 dense via mlp_only_layers [1] (decoder_sparse_step 1)."),
-    dict(name="jamba", seed=2501, arch="jamba", D=48, L=6, H=4, Hkv=2, V=67, T=12, I=32, dtype="float32",
+    dict(name="jamba", seed=2512, arch="jamba", D=48, L=6, H=4, Hkv=2, V=67, T=12, I=32, dtype="float32",
          tied=False, X=3, k=2, N=8, K=4, expand=2,
          about="Jamba: 6 layers, attn_layer_period 3 / offset 1 (attention at 1, 4), expert_layer_period 2 / "
                "offset 0 (MoE at 0, 2, 4): mamba+moe, attn+mlp, mamba+moe, mamba+mlp, attn+moe, mamba+mlp. "
