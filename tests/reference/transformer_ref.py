@@ -542,9 +542,7 @@ def _rope_step(vec, pos, inv, att, rd):
         a, b = vec[:, i], vec[:, i + half]
         out[:, i] = a * c - b * s
         out[:, i + half] = b * c + a * s
-    if att != 1.0:
-        out[:, rd:] = vec[:, rd:]
-    return out
+    return out                                                   # dims rd..hd pass through (clone)
 
 
 def attention_step(cfg, lw, x, lc, pos, rope=None):
