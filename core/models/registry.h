@@ -33,4 +33,5 @@ const ModelFactory& findModelFactory(const HfConfig& config);
 // Defined by each architecture file.
 ModelFactory mambaFactory();
 
+
 } // namespace archlens

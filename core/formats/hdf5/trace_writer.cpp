@@ -454,6 +454,13 @@ void TraceWriter::recordConstant(int layer, std::string_view group, std::string_
         d.pendingConstants[key].try_emplace(std::string(name), value.clone());
 }
 
+void TraceWriter::recordModelValue(std::string_view name, double value)
+{
+    h5::silence();
+    ARCHLENS_ASSERT(!m_impl->finished, "TraceWriter::recordModelValue after finish()");
+    m_impl->writeNumberAttr(std::string(name), H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}
+
 void TraceWriter::appendTokens(const std::vector<int32_t>& ids, const std::vector<std::string>& texts)
 {
     h5::silence();
