@@ -32,6 +32,7 @@ const ModelFactory& findModelFactory(const HfConfig& config);
 
 // Defined by each architecture file.
 ModelFactory mambaFactory();
+ModelFactory llamaFactory();
 
 
 } // namespace archlens
