@@ -33,6 +33,7 @@ const ModelFactory& findModelFactory(const HfConfig& config);
 // Defined by each architecture file.
 ModelFactory mambaFactory();
 ModelFactory llamaFactory();
+ModelFactory gptNeoxFactory();
 
 
 } // namespace archlens

@@ -37,6 +37,8 @@ const Case kCases[] = {
     {"llama_rope_dynamic", "llama", 8},
     {"llama_rope_llama3", "llama"},
     {"llama_rope_yarn", "llama"},
+    {"neox_parallel", "gpt_neox"},
+    {"neox_sequential", "gpt_neox"},
 };
 
 constexpr double kTol = 1e-4;
