@@ -34,6 +34,7 @@ const ModelFactory& findModelFactory(const HfConfig& config);
 ModelFactory mambaFactory();
 ModelFactory llamaFactory();
 ModelFactory gptNeoxFactory();
+ModelFactory mixtralFactory();
 
 
 } // namespace archlens

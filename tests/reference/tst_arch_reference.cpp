@@ -39,6 +39,7 @@ const Case kCases[] = {
     {"llama_rope_yarn", "llama"},
     {"neox_parallel", "gpt_neox"},
     {"neox_sequential", "gpt_neox"},
+    {"mixtral", "mixtral"},
 };
 
 constexpr double kTol = 1e-4;
