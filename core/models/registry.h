@@ -35,6 +35,7 @@ ModelFactory mambaFactory();
 ModelFactory llamaFactory();
 ModelFactory gptNeoxFactory();
 ModelFactory mixtralFactory();
+ModelFactory olmoeFactory();
 
 
 } // namespace archlens

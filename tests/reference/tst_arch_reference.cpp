@@ -40,6 +40,8 @@ const Case kCases[] = {
     {"neox_parallel", "gpt_neox"},
     {"neox_sequential", "gpt_neox"},
     {"mixtral", "mixtral"},
+    {"olmoe", "olmoe"},
+    {"olmoe_norm", "olmoe"},
 };
 
 constexpr double kTol = 1e-4;
