@@ -36,6 +36,7 @@ ModelFactory llamaFactory();
 ModelFactory gptNeoxFactory();
 ModelFactory mixtralFactory();
 ModelFactory olmoeFactory();
+ModelFactory qwen2MoeFactory();
 
 
 } // namespace archlens

@@ -42,6 +42,7 @@ const Case kCases[] = {
     {"mixtral", "mixtral"},
     {"olmoe", "olmoe"},
     {"olmoe_norm", "olmoe"},
+    {"qwen2_moe", "qwen2_moe"},
 };
 
 constexpr double kTol = 1e-4;
