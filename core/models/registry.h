@@ -37,6 +37,7 @@ ModelFactory gptNeoxFactory();
 ModelFactory mixtralFactory();
 ModelFactory olmoeFactory();
 ModelFactory qwen2MoeFactory();
+ModelFactory jambaFactory();
 
 
 } // namespace archlens

@@ -43,6 +43,7 @@ const Case kCases[] = {
     {"olmoe", "olmoe"},
     {"olmoe_norm", "olmoe"},
     {"qwen2_moe", "qwen2_moe"},
+    {"jamba", "jamba"},
 };
 
 constexpr double kTol = 1e-4;
