@@ -13,7 +13,9 @@ namespace fs = std::filesystem;
 
 const std::vector<ModelFactory>& modelFactories()
 {
-    static const std::vector<ModelFactory> factories = {mambaFactory(), llamaFactory(), gptNeoxFactory(), mixtralFactory(), olmoeFactory(), qwen2MoeFactory(), jambaFactory()};
+    static const std::vector<ModelFactory> factories = {mambaFactory(),    llamaFactory(), gptNeoxFactory(),
+                                                        mixtralFactory(),  olmoeFactory(), qwen2MoeFactory(),
+                                                        jambaFactory()};
     return factories;
 }
 

@@ -3,7 +3,9 @@
 // line on stderr.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -12,6 +14,7 @@
 
 #include "formats/safetensors.h"
 #include "formats/trace.h"
+#include "models/model.h"
 #include "test_support.h"
 
 using namespace archlens;
@@ -112,6 +115,102 @@ TEST_P(CliTrace, GenerateMatchesReferenceGreedyTokens)
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, CliTrace, ::testing::ValuesIn(kCases));
+
+// Every other architecture: the trace holds what the golden has (attention weights when named,
+// /layers/{i}/moe/*, Jamba's ssm/*), the model-level root attributes, and generate matches.
+const char* kArchCases[] = {"llama_gqa",      "llama_bf16",    "llama_tied", "llama_rope_linear", "llama_rope_dynamic",
+                            "llama_rope_llama3", "llama_rope_yarn", "neox_parallel", "neox_sequential", "mixtral",
+                            "olmoe",          "olmoe_norm",    "qwen2_moe",  "jamba"};
+
+std::string everyProbe()
+{
+    std::vector<std::string> names;
+    for (Probe p : allProbes())
+        names.emplace_back(probeName(p));
+    return fmt::format("{}", fmt::join(names, ","));
+}
+
+class CliArchTrace : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(CliArchTrace, MatchesReferenceWithEveryProbe)
+{
+    const fs::path dir = test::referenceCase(GetParam());
+    auto golden = SafetensorsFile::open(dir / "golden.safetensors");
+    test::TempDir tmp;
+    const fs::path out = tmp.path() / "trace.h5";
+    const auto r = cli({"trace", "--model", dir.string(), "--tokens", idsArg(golden->tensor("input_ids")), "--out",
+                        out.string(), "--backend", "cpu", "--probes", everyProbe()});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const TraceReader trace = TraceReader::open(out);
+    EXPECT_LE(test::relError(trace.read("/logits"), golden->tensor("logits")), 1e-4);
+    int compared = 0;
+    for (const auto& [name, info] : golden->tensors()) {
+        if (name.rfind("layers.", 0) != 0)
+            continue;
+        // layers.{i}.{group}.{leaf} -> /layers/{i}/{group}/{leaf}
+        std::string path = "/" + name;
+        std::replace(path.begin(), path.end(), '.', '/');
+        ASSERT_TRUE(trace.has(path)) << path;
+        const Tensor got = trace.read(path), want = golden->tensor(name);
+        ASSERT_EQ(got.numel(), want.numel()) << path;
+        if (want.dtype() == DType::I32 || want.dtype() == DType::I64) {
+            ASSERT_EQ(got.dtype(), want.dtype()) << path;
+            EXPECT_EQ(std::memcmp(got.raw(), want.raw(), want.nbytes()), 0) << path;
+        } else {
+            EXPECT_LE(test::relError(got, want), 1e-4) << path;
+        }
+        ++compared;
+    }
+    EXPECT_GT(compared, 0);
+    const ModelInfo info = describeModel(dir);
+    EXPECT_EQ(trace.attribute("kv_cache_bytes_per_token"), std::to_string(info.kvCacheBytesPerToken));
+    EXPECT_GT(info.kvCacheBytesPerToken, 0u);
+    EXPECT_EQ(trace.attributeStrings("layer_mixer"), info.layerMixer);
+    EXPECT_EQ(trace.attributeStrings("layer_ffn"), info.layerFfn);
+    if (golden->contains("load_balancing_loss")) {
+        const double want = golden->tensor("load_balancing_loss").f32()[0];
+        const std::string got = trace.attribute("load_balancing_loss");
+        ASSERT_FALSE(got.empty());
+        EXPECT_NEAR(std::stod(got), want, 1e-4 * want);
+    } else {
+        EXPECT_EQ(trace.attribute("load_balancing_loss"), "");
+    }
+}
+
+TEST_P(CliArchTrace, DefaultProbesLeaveOutAttentionWeights)
+{
+    const fs::path dir = test::referenceCase(GetParam());
+    auto golden = SafetensorsFile::open(dir / "golden.safetensors");
+    test::TempDir tmp;
+    const fs::path out = tmp.path() / "trace.h5";
+    const auto r = cli({"trace", "--model", dir.string(), "--tokens", idsArg(golden->tensor("input_ids")), "--out",
+                        out.string(), "--backend", "cpu"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const TraceReader trace = TraceReader::open(out);
+    for (int layer : trace.layers())
+        EXPECT_FALSE(trace.has(fmt::format("/layers/{}/attn/weights", layer)));
+}
+
+TEST_P(CliArchTrace, GenerateMatchesReferenceGreedyTokens)
+{
+    const fs::path dir = test::referenceCase(GetParam());
+    auto golden = SafetensorsFile::open(dir / "golden.safetensors");
+    const auto r = cli({"generate", "--model", dir.string(), "--tokens", idsArg(golden->tensor("input_ids")),
+                        "--max-new-tokens", "8", "--backend", "cpu"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(r.out, idsArg(golden->tensor("generated_ids")) + "\n");
+}
+
+TEST_P(CliArchTrace, InfoReportsParametersAndMemory)
+{
+    const auto r = cli({"info", "--model", test::referenceCase(GetParam()).string(), "--backend", "cpu"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    for (const char* key : {"parameters", "active/token", "KV cache", "memory needed", "fits cpu          yes"})
+        EXPECT_NE(r.out.find(key), std::string::npos) << key << "\n" << r.out;
+    EXPECT_EQ(r.out.find("SSM state") != std::string::npos, std::string(GetParam()) == "jamba") << r.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Reference, CliArchTrace, ::testing::ValuesIn(kArchCases));
 
 const fs::path kDemo = fs::path(ARCHLENS_SOURCE_DIR) / "resources/models/mamba-demo-untrained";
 
