@@ -11,6 +11,18 @@
 
 namespace archlens::cli {
 
+namespace {
+
+// "mamba attention mamba", or "attention (all 32 layers)" when every layer is the same.
+std::string perLayer(const std::vector<std::string>& kinds)
+{
+    if (kinds.size() > 1 && std::all_of(kinds.begin(), kinds.end(), [&](const auto& k) { return k == kinds[0]; }))
+        return fmt::format("{} (all {} layers)", kinds[0], kinds.size());
+    return fmt::format("{}", fmt::join(kinds, " "));
+}
+
+} // namespace
+
 void addInfoCommand(CLI::App& app)
 {
     auto* cmd = app.add_subcommand("info", "Show a model's architecture, dimensions, parameters and memory needs");
@@ -38,9 +50,9 @@ void addInfoCommand(CLI::App& app)
         fmt::print("vocab rows        {}\n", info.vocabRows);
         for (const auto& [k, v] : info.facts)
             fmt::print("{:<17} {}\n", k, v);
-        fmt::print("mixers            {}\n", fmt::join(info.layerMixer, " "));
+        fmt::print("mixers            {}\n", perLayer(info.layerMixer));
         if (std::any_of(info.layerFfn.begin(), info.layerFfn.end(), [](const auto& f) { return f != "none"; }))
-            fmt::print("feed-forward      {}\n", fmt::join(info.layerFfn, " "));
+            fmt::print("feed-forward      {}\n", perLayer(info.layerFfn));
         fmt::print("parameters        {} ({}){}\n", humanCount(info.parameters), info.parameters,
                    info.tiedEmbeddings ? ", lm_head tied to the embedding" : "");
         fmt::print("active/token      {} ({}){}\n", humanCount(info.activeParameters), info.activeParameters,
