@@ -8,7 +8,8 @@
 //   /layers/{i}/ssm/A [E, N], /layers/{i}/ssm/D [E]  whenever any ssm probe of layer i is written
 //   /layers/{i}/moe/{router_logits,router_probs,topk_experts,topk_weights,router_entropy,shared_gate}
 //     token-major; /layers/{i}/moe/{expert_load [X], load_balancing_loss [1]} and
-//     /layers/{i}/attn/weights [H, T, T] written whole (the last call's value)
+//     /layers/{i}/attn/weights [H, T, T] written whole (the last call's value), except that a
+//     decoding step's rows (H, t, S) continuing an (H, S−t, S−t) matrix extend it to (H, S, S)
 //   MoE models: root attribute load_balancing_loss (float64, every MoE layer's rows)
 // Datasets are chunked + gzip, T axis extendable; the file is written to a temporary name
 // and renamed into place by finish(), so a crash or cancel never leaves a half file.
