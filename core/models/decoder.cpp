@@ -240,6 +240,21 @@ Tensor bindOutputHead(WeightBinder& wb, const std::string& headName, const Tenso
                 wb.checkpoint().dir().string(), "set tie_word_embeddings to true if the output head is the embedding");
 }
 
+int64_t tokenIdKey(const HfConfig& c, const char* key, int64_t fallback)
+{
+    if (!c.has(key))
+        return fallback;
+    const nlohmann::json& v = c.json().at(key);
+    if (v.is_array()) {
+        if (v.empty())
+            return fallback;
+        if (!v.front().is_number_integer())
+            c.fail(key, fmt::format("expected token ids, found {}", v.dump()));
+        return v.front().get<int64_t>();
+    }
+    return c.getInt(key);
+}
+
 int64_t positiveInt(const HfConfig& c, const char* key, int64_t fallback)
 {
     const int64_t v = c.getInt(key, fallback);

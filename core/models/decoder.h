@@ -53,6 +53,9 @@ ModelFactory decoderFactory(std::string name, std::vector<std::string> architect
 Tensor bindOutputHead(WeightBinder& wb, const std::string& headName, const Tensor& embedding, int64_t V, int64_t D,
                       bool tied);
 
+// bos/eos ids: an integer, or the first of a list (Llama 3 lists several eos ids); else fallback.
+int64_t tokenIdKey(const HfConfig& c, const char* key, int64_t fallback);
+
 // Common config checks with errors naming the key.
 int64_t positiveInt(const HfConfig& c, const char* key, int64_t fallback);
 int64_t positiveInt(const HfConfig& c, const char* key);

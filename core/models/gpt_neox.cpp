@@ -99,8 +99,8 @@ DecoderSpec buildNeox(const HfConfig& c, WeightBinder& wb)
     s.finalNorm = layerNorm("gpt_neox.final_layer_norm");
     s.lmHead = bindOutputHead(wb, "embed_out.weight", s.embedding, V, D, tied);
     s.info.tiedEmbeddings = !wb.has("embed_out.weight");
-    s.info.bosTokenId = c.getInt("bos_token_id", 0);
-    s.info.eosTokenId = c.getInt("eos_token_id", 2);
+    s.info.bosTokenId = tokenIdKey(c, "bos_token_id", 0);
+    s.info.eosTokenId = tokenIdKey(c, "eos_token_id", 2);
     s.info.facts = {{"heads", fmt::format("{} × {} dims", H, Dh)},
                     {"intermediate", std::to_string(I)},
                     {"rotary", ac.rope.describe()},

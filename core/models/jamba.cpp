@@ -108,8 +108,8 @@ DecoderSpec buildJamba(const HfConfig& c, WeightBinder& wb)
     s.finalNorm = rmsNormWeights(wb, "model.final_layernorm.weight", f.D, f.eps);
     s.lmHead = bindOutputHead(wb, "lm_head.weight", s.embedding, f.V, f.D, f.tied);
     s.info.tiedEmbeddings = !wb.has("lm_head.weight");
-    s.info.bosTokenId = c.getInt("bos_token_id", 1);
-    s.info.eosTokenId = c.getInt("eos_token_id", 2);
+    s.info.bosTokenId = tokenIdKey(c, "bos_token_id", 1);
+    s.info.eosTokenId = tokenIdKey(c, "eos_token_id", 2);
     s.info.facts = {
         {"layer schedule", fmt::format("attention at i % {} == {} ({} layers), MoE at i % {} == {} ({} layers)",
                                        attnPeriod, attnOffset, attnLayers, expertPeriod, expertOffset, moeLayers)},

@@ -27,10 +27,8 @@ DecoderSpec buildLlama(const HfConfig& c, WeightBinder& wb)
         L.mlp = std::make_unique<MlpBlock>(MlpBlock::Kind::SwiGlu, bindSwiGlu(wb, p + "mlp.", f.D, f.I, mlpBias));
         s.layers.push_back(std::move(L));
     }
-    s.info.bosTokenId = c.getInt("bos_token_id", 1);
-    s.info.eosTokenId = c.has("eos_token_id") && c.json().at("eos_token_id").is_number_integer()
-        ? c.getInt("eos_token_id")
-        : 2;
+    s.info.bosTokenId = tokenIdKey(c, "bos_token_id", 1);
+    s.info.eosTokenId = tokenIdKey(c, "eos_token_id", 2);
     addAttentionFacts(s.info, f);
     return s;
 }

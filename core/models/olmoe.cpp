@@ -40,8 +40,8 @@ DecoderSpec buildOlmoe(const HfConfig& c, WeightBinder& wb)
         L.moe = std::make_unique<MoeBlock>(mc, std::move(w));
         s.layers.push_back(std::move(L));
     }
-    s.info.bosTokenId = c.getInt("bos_token_id", -1);
-    s.info.eosTokenId = c.getInt("eos_token_id", 50279);
+    s.info.bosTokenId = tokenIdKey(c, "bos_token_id", -1);
+    s.info.eosTokenId = tokenIdKey(c, "eos_token_id", 50279);
     addAttentionFacts(s.info, f);
     s.info.facts.emplace_back("experts", fmt::format("{} per layer, top-{} ({})", mc.X, mc.k,
                                                      mc.renormalize ? "renormalised" : "raw probabilities"));

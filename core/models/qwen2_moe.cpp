@@ -75,10 +75,8 @@ DecoderSpec buildQwen2Moe(const HfConfig& c, WeightBinder& wb)
         }
         s.layers.push_back(std::move(L));
     }
-    s.info.bosTokenId = c.getInt("bos_token_id", -1);
-    s.info.eosTokenId = c.has("eos_token_id") && c.json().at("eos_token_id").is_number_integer()
-        ? c.getInt("eos_token_id")
-        : -1;
+    s.info.bosTokenId = tokenIdKey(c, "bos_token_id", -1);
+    s.info.eosTokenId = tokenIdKey(c, "eos_token_id", -1);
     addAttentionFacts(s.info, f);
     s.info.facts.emplace_back(
         "experts", fmt::format("{} per MoE layer ({} of {} layers), top-{} ({}), shared expert {}", mc.X, moeLayers,

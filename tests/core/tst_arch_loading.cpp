@@ -243,6 +243,15 @@ TEST(ArchLoading, ImpossibleJambaScheduleNamesTheKey)
     EXPECT_TRUE(mentions(e.what, "model.layers.0.self_attn.q_proj.weight")) << e.what;
 }
 
+TEST(ArchLoading, EosTokenListTakesTheFirst)
+{
+    CaseCopy c("llama_gqa");
+    auto j = c.config();
+    j["eos_token_id"] = {5, 7}; // as Llama 3 configs write it
+    c.writeConfig(j);
+    EXPECT_EQ(describeModel(c.dir).eosTokenId, 5);
+}
+
 TEST(ArchLoading, NeoxHeadsMustDivideHidden)
 {
     CaseCopy c("neox_parallel");
