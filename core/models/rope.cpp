@@ -83,11 +83,11 @@ RopeConfig readRopeConfig(const HfConfig& c, int64_t headDim, double rotaryFract
         c.fail("rope_theta", fmt::format("must be greater than 1, found {:g}", r.theta));
     r.maxPositions = c.getInt("max_position_embeddings", 2048);
 
-    if (!prefix.empty()) {
-        const std::string typeKey = c.has(key("rope_type")) ? key("rope_type") : key("type");
+    // rope_scaling spells the type "type" (older files) or "rope_type"; either may be absent
+    const std::string typeKey = prefix.empty() ? std::string("rope_scaling.type")
+                                               : (c.has(key("rope_type")) ? key("rope_type") : key("type"));
+    if (!prefix.empty())
         r.type = c.getString(typeKey, "default");
-    }
-    const std::string typeKey = c.has(key("rope_type")) ? key("rope_type") : key("type");
     const int64_t rd = r.rotaryDims;
     r.invFreq = defaultInvFreq(r.theta, rd);
     auto factorKey = [&]() {
