@@ -26,7 +26,8 @@ void addTraceCommand(CLI::App& app)
     cmd->add_option("--out", o->out, "Trace file to write (.h5)")->required();
     cmd->add_option("--layers", o->layers, "all, or layer indices such as 0,3")->capture_default_str();
     cmd->add_option("--probes", o->probes,
-                    "all (every probe except the quadratic attn.weights), or names such as ssm.delta,ssm.B")
+                    "all (every probe except the quadratic attn.weights), or names such as "
+                    "ssm.delta,moe.router_probs,attn.weights")
         ->capture_default_str();
     cmd->add_option("--max-bytes", o->maxBytes, "Refuse traces estimated above this size (bytes)")->capture_default_str();
     cmd->callback([o] {
@@ -38,7 +39,8 @@ void addTraceCommand(CLI::App& app)
         ProbeSelection sel;
         sel.layers = ProbeSelection::parseLayers(o->layers, int(info.layers));
         sel.probes = ProbeSelection::parseProbes(o->probes);
-        const TraceDims dims{int64_t(run.ids.size()), info.vocabRows, info.dInner, info.dState};
+        const TraceDims dims{int64_t(run.ids.size()), info.vocabRows, info.dInner, info.dState,
+                             info.experts, info.expertsPerToken, info.heads};
         const uint64_t estimate = estimateTraceBytes(dims, sel, int(info.layers));
         if (estimate > o->maxBytes)
             throw makeError(ErrorCode::InvalidArgument,
@@ -59,6 +61,8 @@ void addTraceCommand(CLI::App& app)
         TraceWriter writer(o->out, meta, sel);
         writer.setAttribute("layer_mixer", info.layerMixer);
         writer.setAttribute("layer_ffn", info.layerFfn);
+        writer.setAttribute("kv_cache_bytes_per_token", int64_t(info.kvCacheBytesPerToken));
+        // MoE models also get the root attribute load_balancing_loss from the forward pass itself.
         auto state = run.model->newState();
         const Tensor logits = run.model->forward(run.ids, *state, &writer, ForwardMode::Chunk, /*allLogits=*/true);
         std::vector<std::string> texts;

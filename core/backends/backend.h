@@ -9,9 +9,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "base/system_memory.h"
 #include "tensor/tensor.h"
 
 namespace archlens {
@@ -100,6 +102,9 @@ public:
     virtual std::string name() const = 0;        // "cpu", "cuda"
     virtual std::string description() const = 0; // for the status bar and traces
     virtual bool supports(Op op) const = 0;
+    // Bytes the backend can still allocate for weights and state, or nullopt when unknown.
+    // CPU backends: the host's MemAvailable; a device backend reports its own memory.
+    virtual std::optional<uint64_t> memoryAvailable() const { return hostMemoryAvailable(); }
 
     // y (T, out) = x (T, in) · W (out, in)ᵀ + b (out)
     virtual void linear(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) = 0;

@@ -6,6 +6,11 @@
 //   /tokens int32 [T]; /token_text UTF-8 strings [T]; /logits float32 [T, V]
 //   /layers/{i}/ssm/{x,delta,B,C,state,state_norm,y,gate}  (shapes in probes/probes.h)
 //   /layers/{i}/ssm/A [E, N], /layers/{i}/ssm/D [E]  whenever any ssm probe of layer i is written
+//   /layers/{i}/moe/{router_logits,router_probs,topk_experts,topk_weights,router_entropy,shared_gate}
+//     token-major; /layers/{i}/moe/{expert_load [X], load_balancing_loss [1]} and
+//     /layers/{i}/attn/weights [H, T, T] written whole (the last call's value), except that a
+//     decoding step's rows (H, t, S) continuing an (H, S−t, S−t) matrix extend it to (H, S, S)
+//   MoE models: root attribute load_balancing_loss (float64, every MoE layer's rows)
 // Datasets are chunked + gzip, T axis extendable; the file is written to a temporary name
 // and renamed into place by finish(), so a crash or cancel never leaves a half file.
 // Readers ignore unknown datasets. Compiled only with ARCHLENS_HDF5.
@@ -50,6 +55,8 @@ public:
     bool wants(int layer, Probe p) const override;
     void record(int layer, Probe p, int64_t tokenBegin, const Tensor& value) override;
     void recordConstant(int layer, std::string_view group, std::string_view name, const Tensor& value) override;
+    // Written as a root attribute of that name (e.g. load_balancing_loss), replaced by later calls.
+    void recordModelValue(std::string_view name, double value) override;
 
     // Tokens processed so far, with their text ("#<id>" when there is no tokenizer); appends.
     void appendTokens(const std::vector<int32_t>& ids, const std::vector<std::string>& texts);

@@ -22,6 +22,7 @@ Shape traceProbeShape(Probe p, const TraceDims& d)
     case Probe::MoeTopkExperts:
     case Probe::MoeTopkWeights: return moe ? Shape{T, k} : Shape{};
     case Probe::MoeExpertLoad: return moe ? Shape{X} : Shape{};
+    case Probe::MoeLoadBalancingLoss: return moe ? Shape{1} : Shape{};
     case Probe::MoeRouterEntropy:
     case Probe::MoeSharedGate: return moe ? Shape{T} : Shape{};
     case Probe::AttnWeights: return H > 0 ? Shape{H, T, T} : Shape{};

@@ -36,6 +36,11 @@ struct ModelInfo {
     // Mamba dims (0 when the model has no SSM layers)
     int64_t dInner = 0, dState = 0, dConv = 0, dtRank = 0;
     uint64_t stateBytesPerSequence = 0; // recurrent state (conv + ssm) at F32
+    // Attention dims (0 when the model has no attention layers)
+    int64_t heads = 0, kvHeads = 0, headDim = 0;
+    uint64_t kvCacheBytesPerToken = 0;  // K and V of every attention layer at F32
+    // Mixture of experts (0 when no layer has routed experts)
+    int64_t experts = 0, expertsPerToken = 0; // X, k
     int64_t bosTokenId = -1, eosTokenId = -1;
     // Extra facts for `info`, in display order.
     std::vector<std::pair<std::string, std::string>> facts;
@@ -75,5 +80,10 @@ public:
 std::unique_ptr<Model> loadModel(const std::filesystem::path& dir, std::shared_ptr<Backend> backend);
 // The same facts without reading any weights (headers only), for `info` on huge checkpoints.
 ModelInfo describeModel(const std::filesystem::path& dir);
+// Bytes the model takes once loaded: weights widened to F32 plus one sequence's recurrent state.
+uint64_t memoryNeeded(const ModelInfo& info);
+// Error(Backend) with both numbers when memoryNeeded(info) exceeds backend.memoryAvailable().
+// loadModel calls it before binding any weight.
+void checkFitsMemory(const ModelInfo& info, const Backend& backend);
 
 } // namespace archlens

@@ -13,7 +13,9 @@ namespace fs = std::filesystem;
 
 const std::vector<ModelFactory>& modelFactories()
 {
-    static const std::vector<ModelFactory> factories = {mambaFactory()};
+    static const std::vector<ModelFactory> factories = {mambaFactory(),    llamaFactory(), gptNeoxFactory(),
+                                                        mixtralFactory(),  olmoeFactory(), qwen2MoeFactory(),
+                                                        jambaFactory()};
     return factories;
 }
 
@@ -77,7 +79,32 @@ std::unique_ptr<Model> loadModel(const fs::path& dir, std::shared_ptr<Backend> b
     HfConfig config = loadConfigChecked(dir);
     const ModelFactory& factory = findModelFactory(config);
     Checkpoint ckpt = Checkpoint::open(dir);
+    // Headers first: a model the device cannot hold is refused before anything is allocated.
+    checkFitsMemory(factory.describe(config, ckpt), *backend);
     return factory.create(config, ckpt, std::move(backend));
+}
+
+uint64_t memoryNeeded(const ModelInfo& info)
+{
+    return info.loadedBytes + info.stateBytesPerSequence;
+}
+
+void checkFitsMemory(const ModelInfo& info, const Backend& backend)
+{
+    const auto available = backend.memoryAvailable();
+    const uint64_t need = memoryNeeded(info);
+    if (!available || need <= *available)
+        return;
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    throw Error(ErrorCode::Backend,
+                fmt::format("the model needs about {:.2f} GiB ({} bytes: {} parameters widened to F32, plus state) but "
+                            "the {} backend has {:.2f} GiB ({} bytes) available",
+                            double(need) / gib, need, info.parameters, backend.name(), double(*available) / gib,
+                            *available),
+                info.path.string(),
+                backend.name() == "cpu" ? "available = MemAvailable in /proc/meminfo; close other programs or use a "
+                                          "smaller checkpoint"
+                                        : "use a smaller checkpoint");
 }
 
 } // namespace archlens

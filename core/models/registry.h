@@ -32,5 +32,12 @@ const ModelFactory& findModelFactory(const HfConfig& config);
 
 // Defined by each architecture file.
 ModelFactory mambaFactory();
+ModelFactory llamaFactory();
+ModelFactory gptNeoxFactory();
+ModelFactory mixtralFactory();
+ModelFactory olmoeFactory();
+ModelFactory qwen2MoeFactory();
+ModelFactory jambaFactory();
+
 
 } // namespace archlens

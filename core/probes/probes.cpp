@@ -30,6 +30,7 @@ constexpr std::array<ProbeMeta, kProbeCount> kMeta = {{
     {"moe.expert_load", "moe", "expert_load", false},
     {"moe.router_entropy", "moe", "router_entropy", true},
     {"moe.shared_gate", "moe", "shared_gate", true},
+    {"moe.load_balancing_loss", "moe", "load_balancing_loss", false},
     {"attn.weights", "attn", "weights", false},
 }};
 } // namespace

@@ -28,9 +28,10 @@ enum class Probe : uint8_t {
     MoeRouterProbs,   // moe.router_probs  (T, X)
     MoeTopkExperts,   // moe.topk_experts  (T, k) int32
     MoeTopkWeights,   // moe.topk_weights  (T, k)
-    MoeExpertLoad,    // moe.expert_load   (X) int64
-    MoeRouterEntropy, // moe.router_entropy (T)
-    MoeSharedGate,    // moe.shared_gate   (T)
+    MoeExpertLoad,    // moe.expert_load   (X) int64  (token, slot) picks over the recorded calls
+    MoeRouterEntropy, // moe.router_entropy (T)      nats, over the full softmax
+    MoeSharedGate,    // moe.shared_gate   (T)       sigmoid gate of the shared expert (Qwen2-MoE)
+    MoeLoadBalancingLoss, // moe.load_balancing_loss (1) this layer's rows only, as load_balancing_loss_func
     AttnWeights,      // attn.weights      (H, T, T) post-softmax; quadratic, only when named
     Count
 };
@@ -75,6 +76,9 @@ public:
     {
         (void)layer, (void)group, (void)name, (void)value;
     }
+    // Model-level values that belong to no layer, e.g. "load_balancing_loss" over every MoE
+    // layer (see probes/moe_stats.h). Sent after each forward call that had a sink.
+    virtual void recordModelValue(std::string_view name, double value) { (void)name, (void)value; }
 };
 
 } // namespace archlens

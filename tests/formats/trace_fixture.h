@@ -93,6 +93,8 @@ inline Tensor probeTensor(int layer, Probe p, int64_t t0, int64_t t1)
             out.i64()[x] = expertLoad(layer, x);
         return out;
     }
+    if (p == Probe::MoeLoadBalancingLoss)
+        return Tensor::fromVector(s, {float(layer) + 0.25f});
     if (p == Probe::AttnWeights) {
         Tensor out = Tensor::empty(s);
         float* o = out.f32();

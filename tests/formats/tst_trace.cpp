@@ -250,6 +250,38 @@ TEST_F(TraceTest, WholeProbesAreOverwrittenAndResized)
     expectTensorEq(r.read("/layers/1/attn/weights"), fx::probeTensor(1, Probe::AttnWeights, 0, 2), "attn");
 }
 
+TEST_F(TraceTest, AttentionRowsOfDecodingStepsExtendTheMatrix)
+{
+    ProbeSelection sel;
+    sel.probes = {Probe::AttnWeights};
+    const fs::path p = path("attn_steps.h5");
+    const int64_t H = 2, T = 5, prefill = 3;
+    // the full causal matrix, then recorded as a prefill block and single-row steps
+    Tensor full = Tensor::zeros({H, T, T});
+    for (int64_t h = 0; h < H; ++h)
+        for (int64_t i = 0; i < T; ++i)
+            for (int64_t j = 0; j <= i; ++j)
+                full.f32()[(h * T + i) * T + j] = float(h * 100 + i * 10 + j + 1);
+    auto block = [&](int64_t begin, int64_t end) {
+        Tensor b = Tensor::empty({H, end - begin, end});
+        for (int64_t h = 0; h < H; ++h)
+            for (int64_t i = begin; i < end; ++i)
+                for (int64_t j = 0; j < end; ++j)
+                    b.f32()[(h * (end - begin) + (i - begin)) * end + j] = full.f32()[(h * T + i) * T + j];
+        return b;
+    };
+    {
+        TraceWriter w(p, fx::meta(), sel);
+        w.record(0, Probe::AttnWeights, 0, block(0, prefill));
+        for (int64_t t = prefill; t < T; ++t)
+            w.record(0, Probe::AttnWeights, t, block(t, t + 1));
+        w.appendTokens({1, 2, 3, 4, 5}, {});
+        w.finish();
+    }
+    const TraceReader r = TraceReader::open(p);
+    expectTensorEq(r.read("/layers/0/attn/weights"), full, "attn");
+}
+
 TEST_F(TraceTest, ConstantsOnlyWithTheirGroupAndOnce)
 {
     ProbeSelection sel;

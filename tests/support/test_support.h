@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "probes/probes.h"
 #include "tensor/tensor.h"
@@ -39,7 +40,9 @@ inline bool bitEqual(const Tensor& a, const Tensor& b)
     return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
 }
 
-// Keeps every probe it is sent, concatenated along the token axis.
+// Keeps every probe it is sent: token-major ones concatenated along the token axis, the
+// others (attn.weights, moe.expert_load, moe.load_balancing_loss) replaced by each call, as
+// the trace writer does; model-level values by name.
 class CaptureSink : public ProbeSink {
 public:
     CaptureSink()
@@ -56,7 +59,7 @@ public:
     {
         auto key = std::make_pair(layer, p);
         auto it = m_values.find(key);
-        if (it == m_values.end()) {
+        if (it == m_values.end() || !probeIsTokenMajor(p)) {
             m_values[key] = value.clone();
             m_begin[key] = tokenBegin;
             return;
@@ -72,6 +75,16 @@ public:
     void recordConstant(int layer, std::string_view group, std::string_view name, const Tensor& value) override
     {
         m_constants[std::to_string(layer) + "." + std::string(group) + "." + std::string(name)] = value.clone();
+    }
+    void recordModelValue(std::string_view name, double value) override { m_modelValues[std::string(name)] = value; }
+    const std::map<std::string, double>& modelValues() const { return m_modelValues; }
+    // Every (layer, probe) recorded.
+    std::vector<std::pair<int, Probe>> keys() const
+    {
+        std::vector<std::pair<int, Probe>> out;
+        for (const auto& [key, value] : m_values)
+            out.push_back(key);
+        return out;
     }
     const Tensor* get(int layer, Probe p) const
     {
@@ -90,6 +103,7 @@ private:
     std::map<std::pair<int, Probe>, Tensor> m_values;
     std::map<std::pair<int, Probe>, int64_t> m_begin;
     std::map<std::string, Tensor> m_constants;
+    std::map<std::string, double> m_modelValues;
 };
 
 // A fresh folder under the system temp dir, removed when the object goes away.

@@ -360,6 +360,7 @@ struct TraceReader::Impl {
             case Probe::MoeTopkExperts:
             case Probe::MoeTopkWeights: check(rel, di, "Tk"); break;
             case Probe::MoeExpertLoad: check(rel, di, "X"); break;
+            case Probe::MoeLoadBalancingLoss: check(rel, di, "?"); break;
             case Probe::MoeRouterEntropy:
             case Probe::MoeSharedGate: check(rel, di, "T"); break;
             case Probe::AttnWeights:

@@ -316,6 +316,34 @@ struct TraceWriter::Impl {
             writeBlock(dsPath, s, 0, dims, st.memType, v.raw());
     }
 
+    // Attention weights of a decoding step, (H, t, S) for queries [tokenBegin, S) over keys
+    // [0, S), continue the (H, tokenBegin, tokenBegin) matrix already written: it grows to
+    // (H, S, S) and the new rows are written; the new columns of old rows read as the fill value 0,
+    // which is what the causal mask gives them. Returns false when the value does not continue it.
+    bool appendAttentionRows(const std::string& dsPath, int64_t tokenBegin, const Tensor& value)
+    {
+        auto it = series.find(dsPath);
+        if (it == series.end() || tokenBegin <= 0 || value.rank() != 3 || value.dtype() != DType::F32)
+            return false;
+        Series& s = it->second;
+        const auto H = hsize_t(value.dim(0)), t = hsize_t(value.dim(1)), S = hsize_t(value.dim(2));
+        const auto past = hsize_t(tokenBegin);
+        if (S != past + t || s.dims != std::vector<hsize_t>{H, past, past})
+            return false;
+        const std::vector<hsize_t> grown{H, S, S};
+        if (H5Dset_extent(s.ds.get(), grown.data()) < 0)
+            fail(fmt::format("extending {}", dsPath));
+        s.dims = grown;
+        const std::vector<hsize_t> start{0, past, 0}, count{H, t, S};
+        const h5::Dataspace fileSpace(H5Dget_space(s.ds.get()));
+        const h5::Dataspace memSpace(H5Screate_simple(3, count.data(), nullptr));
+        if (!fileSpace || !memSpace ||
+            H5Sselect_hyperslab(fileSpace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) < 0 ||
+            H5Dwrite(s.ds.get(), H5T_NATIVE_FLOAT, memSpace.get(), fileSpace.get(), H5P_DEFAULT, value.raw()) < 0)
+            fail(fmt::format("writing {}", dsPath));
+        return true;
+    }
+
     void writeConstant(int layer, const std::string& group, const std::string& name, const Tensor& value)
     {
         const std::string dsPath = fmt::format("/layers/{}/{}/{}", layer, group, name);
@@ -426,7 +454,7 @@ void TraceWriter::record(int layer, Probe p, int64_t tokenBegin, const Tensor& v
     const std::string what = fmt::format("{} of layer {}", probeName(p), layer);
     if (probeIsTokenMajor(p))
         d.writeRows(dsPath, what, tokenBegin, value);
-    else
+    else if (!(p == Probe::AttnWeights && d.appendAttentionRows(dsPath, tokenBegin, value)))
         d.writeWhole(dsPath, what, value);
 
     const auto key = std::make_pair(layer, group);
@@ -452,6 +480,13 @@ void TraceWriter::recordConstant(int layer, std::string_view group, std::string_
         d.writeConstant(layer, key.second, std::string(name), value);
     else
         d.pendingConstants[key].try_emplace(std::string(name), value.clone());
+}
+
+void TraceWriter::recordModelValue(std::string_view name, double value)
+{
+    h5::silence();
+    ARCHLENS_ASSERT(!m_impl->finished, "TraceWriter::recordModelValue after finish()");
+    m_impl->writeNumberAttr(std::string(name), H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
 }
 
 void TraceWriter::appendTokens(const std::vector<int32_t>& ids, const std::vector<std::string>& texts)
