@@ -1,12 +1,9 @@
 #include "backends/backend_factory.h"
 
 #include "backends/cpu_fast.h"
+#include "backends/plugin_loader.h"
 
 namespace archlens {
-
-// The CUDA backend arrives as a run-time plugin (see cuda/); until a build ships one,
-// this explains the fallback instead of failing obscurely.
-static const char* kNoCudaReason = "this build has no CUDA backend plugin";
 
 std::vector<std::string> backendNames() { return {"auto", "cpu", "cpu-reference", "cuda"}; }
 
@@ -17,11 +14,21 @@ BackendChoice createBackend(const std::string& kind, const BackendOptions& optio
         return {makeCpuFastBackend(cpu), {}};
     if (kind == "cpu-reference")
         return {makeCpuReferenceBackend(), {}};
-    if (kind == "auto")
-        return {makeCpuFastBackend(cpu), std::string("using the CPU backend: ") + kNoCudaReason};
-    if (kind == "cuda")
-        throw Error(ErrorCode::Backend, std::string("the CUDA backend cannot run: ") + kNoCudaReason, "--backend cuda",
+    // The CUDA backend is a run-time plugin (cuda/, plugin_loader.h): "auto" uses it when it
+    // loads and reports a usable device, and otherwise says why it fell back.
+    if (kind == "auto") {
+        PluginLoad cuda = loadCudaPlugin();
+        if (cuda.backend)
+            return {cuda.backend, {}};
+        return {makeCpuFastBackend(cpu), "using the CPU backend: " + cuda.reason};
+    }
+    if (kind == "cuda") {
+        PluginLoad cuda = loadCudaPlugin();
+        if (cuda.backend)
+            return {cuda.backend, {}};
+        throw Error(ErrorCode::Backend, "the CUDA backend cannot run: " + cuda.reason, "--backend cuda",
                     "use --backend cpu or auto");
+    }
     throw makeError(ErrorCode::InvalidArgument,
                     "--backend: unknown backend '{}' (expected auto, cpu, cpu-reference or cuda)", kind);
 }
