@@ -16,7 +16,7 @@ ARCHLENS_DEFINE_PLUGIN_ABI()
 
 namespace {
 
-constexpr int kMinDriverVersion = 13000;  // CUDA 13.0 (cuDriverGetVersion encoding)
+constexpr int kMinDriverVersion = 13000; // CUDA 13.0 (cuDriverGetVersion encoding)
 constexpr int kMinComputeCapability = 75; // sm_75 (Turing), the oldest CUDA 13 builds for
 constexpr size_t kMinFreeBytes = size_t(1) << 30;
 
@@ -48,8 +48,7 @@ struct Driver {
     }
 };
 
-template <typename F>
-bool bind(void* lib, F& fn, const char* name)
+template<typename F> bool bind(void* lib, F& fn, const char* name)
 {
     fn = reinterpret_cast<F>(::dlsym(lib, name));
     return fn != nullptr;
@@ -67,8 +66,8 @@ __attribute__((format(printf, 3, 4))) void fail(ArchLensPluginResult* out, int s
 
 } // namespace
 
-ARCHLENS_PLUGIN_EXPORT void archlens_backend_plugin_create(const ArchLensPluginRequest* request,
-                                                           ArchLensPluginResult* out)
+ARCHLENS_PLUGIN_EXPORT void archlens_backend_plugin_create(
+    const ArchLensPluginRequest* request, ArchLensPluginResult* out)
 {
     void* lib = ::dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!lib)
@@ -81,7 +80,7 @@ ARCHLENS_PLUGIN_EXPORT void archlens_backend_plugin_create(const ArchLensPluginR
         || !bind(lib, d.primaryCtxRelease, "cuDevicePrimaryCtxRelease_v2")
         || !bind(lib, d.ctxSetCurrent, "cuCtxSetCurrent") || !bind(lib, d.memGetInfo, "cuMemGetInfo_v2"))
         return fail(out, ARCHLENS_PLUGIN_DRIVER_TOO_OLD,
-                    "the NVIDIA driver library lacks driver API functions CUDA 13 needs: update the driver");
+            "the NVIDIA driver library lacks driver API functions CUDA 13 needs: update the driver");
     bind(lib, d.getErrorString, "cuGetErrorString");
 
     int version = 0;
@@ -91,8 +90,8 @@ ARCHLENS_PLUGIN_EXPORT void archlens_backend_plugin_create(const ArchLensPluginR
         return fail(out, ARCHLENS_PLUGIN_NO_DRIVER, "the NVIDIA driver did not initialise: %s", d.errorText(r));
     if (version < kMinDriverVersion)
         return fail(out, ARCHLENS_PLUGIN_DRIVER_TOO_OLD,
-                    "the NVIDIA driver supports CUDA %d.%d, the CUDA backend needs CUDA %d.%d or newer: update the driver",
-                    version / 1000, version % 1000 / 10, kMinDriverVersion / 1000, kMinDriverVersion % 1000 / 10);
+            "the NVIDIA driver supports CUDA %d.%d, the CUDA backend needs CUDA %d.%d or newer: update the driver",
+            version / 1000, version % 1000 / 10, kMinDriverVersion / 1000, kMinDriverVersion % 1000 / 10);
     int count = 0;
     if (const CUresult r = d.deviceGetCount(&count); r != 0 || count == 0)
         return fail(out, ARCHLENS_PLUGIN_NO_DEVICE, "no CUDA device found%s%s", r ? ": " : "", r ? d.errorText(r) : "");
@@ -108,8 +107,8 @@ ARCHLENS_PLUGIN_EXPORT void archlens_backend_plugin_create(const ArchLensPluginR
     d.deviceGetAttribute(&minor, kAttrCcMinor, dev);
     if (major * 10 + minor < kMinComputeCapability)
         return fail(out, ARCHLENS_PLUGIN_UNSUPPORTED_DEVICE,
-                    "%s has compute capability %d.%d; the CUDA backend needs %d.%d or newer", name, major, minor,
-                    kMinComputeCapability / 10, kMinComputeCapability % 10);
+            "%s has compute capability %d.%d; the CUDA backend needs %d.%d or newer", name, major, minor,
+            kMinComputeCapability / 10, kMinComputeCapability % 10);
     CUcontext ctx = nullptr;
     size_t freeBytes = 0, totalBytes = 0;
     if (const CUresult r = d.primaryCtxRetain(&ctx, dev); r != 0)
@@ -121,11 +120,12 @@ ARCHLENS_PLUGIN_EXPORT void archlens_backend_plugin_create(const ArchLensPluginR
     if (memResult != 0)
         return fail(out, ARCHLENS_PLUGIN_ERROR, "%s: could not query memory: %s", name, d.errorText(memResult));
     if (freeBytes < kMinFreeBytes)
-        return fail(out, ARCHLENS_PLUGIN_OUT_OF_MEMORY, "%s has %.2f GiB free of %.2f GiB; the CUDA backend needs %.2f GiB",
-                    name, double(freeBytes) / double(1 << 30), double(totalBytes) / double(1 << 30),
-                    double(kMinFreeBytes) / double(1 << 30));
+        return fail(out, ARCHLENS_PLUGIN_OUT_OF_MEMORY,
+            "%s has %.2f GiB free of %.2f GiB; the CUDA backend needs %.2f GiB", name,
+            double(freeBytes) / double(1 << 30), double(totalBytes) / double(1 << 30),
+            double(kMinFreeBytes) / double(1 << 30));
     return fail(out, ARCHLENS_PLUGIN_ERROR,
-                "the CUDA plugin found %s (compute capability %d.%d, driver CUDA %d.%d, %.1f GiB free) but has no "
-                "kernels yet",
-                name, major, minor, version / 1000, version % 1000 / 10, double(freeBytes) / double(1 << 30));
+        "the CUDA plugin found %s (compute capability %d.%d, driver CUDA %d.%d, %.1f GiB free) but has no "
+        "kernels yet",
+        name, major, minor, version / 1000, version % 1000 / 10, double(freeBytes) / double(1 << 30));
 }

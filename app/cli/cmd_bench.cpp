@@ -26,7 +26,7 @@ struct ScanInputs {
 // Values shaped like a trained Mamba's: Δ mostly in [1e-3, 1e-1], A = −(1..N).
 ScanInputs makeScanInputs(int64_t T, int64_t E, int64_t N, uint64_t seed)
 {
-    std::mt19937 rng{uint32_t(seed)};
+    std::mt19937 rng { uint32_t(seed) };
     std::normal_distribution<float> normal(0.f, 1.f);
     std::uniform_real_distribution<float> uni(0.f, 1.f);
     auto randn = [&](const Shape& s, float scale, float shift) {
@@ -36,23 +36,23 @@ ScanInputs makeScanInputs(int64_t T, int64_t E, int64_t N, uint64_t seed)
         return t;
     };
     ScanInputs in;
-    in.x = randn({T, E}, 1.f, 0.f);
-    in.dt = randn({T, E}, 0.5f, 0.f);
-    in.dtBias = Tensor::empty({E});
+    in.x = randn({ T, E }, 1.f, 0.f);
+    in.dt = randn({ T, E }, 0.5f, 0.f);
+    in.dtBias = Tensor::empty({ E });
     for (float& v : in.dtBias.span()) {
         const float dt = std::exp(std::log(1e-3f) + uni(rng) * (std::log(1e-1f) - std::log(1e-3f)));
         v = dt + std::log(-std::expm1(-dt));
     }
-    in.A = Tensor::empty({E, N});
+    in.A = Tensor::empty({ E, N });
     for (int64_t c = 0; c < E; ++c)
         for (int64_t n = 0; n < N; ++n)
             in.A.f32()[c * N + n] = -float(n + 1);
-    in.B = randn({T, N}, 1.f, 0.f);
-    in.C = randn({T, N}, 1.f, 0.f);
-    in.D = randn({E}, 0.1f, 1.f);
-    in.z = randn({T, E}, 1.f, 0.f);
-    in.state = Tensor::zeros({E, N});
-    in.y = Tensor::empty({T, E});
+    in.B = randn({ T, N }, 1.f, 0.f);
+    in.C = randn({ T, N }, 1.f, 0.f);
+    in.D = randn({ E }, 0.1f, 1.f);
+    in.z = randn({ T, E }, 1.f, 0.f);
+    in.state = Tensor::zeros({ E, N });
+    in.y = Tensor::empty({ T, E });
     return in;
 }
 
@@ -97,7 +97,8 @@ std::vector<double> timeScan(Backend& be, std::vector<ScanInputs>& seqs, int war
 
 void addBenchScanCommand(CLI::App* bench)
 {
-    auto* cmd = bench->add_subcommand("scan", "Time the selective scan (ns per state update) against the CPU reference");
+    auto* cmd
+        = bench->add_subcommand("scan", "Time the selective scan (ns per state update) against the CPU reference");
     struct Opts {
         std::string backend = "cpu", isa = "auto";
         int64_t E = 1536, N = 16, T = 2048, batch = 1;
@@ -107,9 +108,13 @@ void addBenchScanCommand(CLI::App* bench)
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("--backend", o->backend, "cpu | cpu-reference | cuda")->capture_default_str();
-    cmd->add_option("--d-inner", o->E, "E, channels")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+    cmd->add_option("--d-inner", o->E, "E, channels")
+        ->capture_default_str()
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
     cmd->add_option("--d-state", o->N, "N, state size per channel")->capture_default_str()->check(CLI::Range(1, 4096));
-    cmd->add_option("--length", o->T, "T, tokens per sequence")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+    cmd->add_option("--length", o->T, "T, tokens per sequence")
+        ->capture_default_str()
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     cmd->add_option("--batch", o->batch, "B, sequences (scanned one after another, as the model runs them)")
         ->capture_default_str()
         ->check(CLI::Range(1, 4096));
@@ -117,7 +122,9 @@ void addBenchScanCommand(CLI::App* bench)
         ->capture_default_str()
         ->check(CLI::Range(0, 4096));
     cmd->add_option("--isa", o->isa, "CPU kernels: auto | scalar | avx2 | avx512")->capture_default_str();
-    cmd->add_option("--runs", o->runs, "Timed runs of the backend (at least 7)")->capture_default_str()->check(CLI::Range(7, 100000));
+    cmd->add_option("--runs", o->runs, "Timed runs of the backend (at least 7)")
+        ->capture_default_str()
+        ->check(CLI::Range(7, 100000));
     cmd->add_option("--warmup", o->warmup, "Untimed runs first")->capture_default_str()->check(CLI::Range(0, 1000));
     cmd->add_option("--reference-runs", o->referenceRuns, "Timed runs of the reference (at least 7)")
         ->capture_default_str()
@@ -131,8 +138,8 @@ void addBenchScanCommand(CLI::App* bench)
         const uint64_t avail = availableHostBytes();
         if (avail && bytes > avail / 2)
             throw makeError(ErrorCode::InvalidArgument,
-                            "the inputs would take {} ({} bytes), more than half the available memory ({})",
-                            humanBytes(bytes), bytes, humanBytes(avail));
+                "the inputs would take {} ({} bytes), more than half the available memory ({})", humanBytes(bytes),
+                bytes, humanBytes(avail));
         BackendOptions bo;
         bo.threads = o->threads;
         bo.cpuIsa = o->isa == "auto" ? "" : o->isa;
@@ -189,15 +196,15 @@ void addBenchScanCommand(CLI::App* bench)
             return;
         }
         fmt::print("selective scan  E={} N={} T={} B={}  ({:.3g} state updates per run)\n", o->E, o->N, o->T, o->batch,
-                   updates);
+            updates);
         fmt::print("{:<34} median {:8.3f} ns/update   min {:8.3f}   ({} runs after {} warm-up)\n", be.description(),
-                   double(j["ns_per_update_median"]), double(j["ns_per_update_min"]), o->runs, o->warmup);
+            double(j["ns_per_update_median"]), double(j["ns_per_update_min"]), o->runs, o->warmup);
         if (!o->noReference) {
             fmt::print("{:<34} median {:8.3f} ns/update   min {:8.3f}   ({} runs)\n", "CPU reference (1 thread)",
-                       double(j["reference_ns_per_update_median"]), double(j["reference_ns_per_update_min"]),
-                       o->referenceRuns);
+                double(j["reference_ns_per_update_median"]), double(j["reference_ns_per_update_min"]),
+                o->referenceRuns);
             fmt::print("speed-up over the reference: {:.1f}x (medians), {:.1f}x (minima); max rel. diff of y {:.2g}\n",
-                       double(j["speedup_median"]), double(j["speedup_min"]), double(j["max_rel_diff_vs_reference"]));
+                double(j["speedup_median"]), double(j["speedup_min"]), double(j["max_rel_diff_vs_reference"]));
         }
     });
 }

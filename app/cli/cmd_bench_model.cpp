@@ -19,7 +19,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double secondsSince(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double secondsSince(Clock::time_point t0)
+{
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 struct RunTimes {
     double prefill = 0, decode = 0;
@@ -36,8 +39,8 @@ RunTimes runOnce(Model& model, const std::vector<int32_t>& prompt, int gen)
     uint64_t rng = 0;
     t0 = Clock::now();
     for (int i = 0; i < gen; ++i) {
-        const int32_t id = model.backend().sample(logits, SamplingParams{}, rng);
-        const int32_t one[1] = {id};
+        const int32_t id = model.backend().sample(logits, SamplingParams {}, rng);
+        const int32_t one[1] = { id };
         logits = model.forward(one, *state, nullptr, ForwardMode::Recurrent, false);
     }
     r.decode = secondsSince(t0);
@@ -101,7 +104,7 @@ void addBenchModelCommand(CLI::App* bench)
         }
         const double loadSeconds = secondsSince(tLoad);
         const ModelInfo& info = model->info();
-        std::mt19937 rng{uint32_t(o->seed)};
+        std::mt19937 rng { uint32_t(o->seed) };
         std::uniform_int_distribution<int32_t> pick(0, int32_t(info.vocabRows - 1));
         std::vector<int32_t> prompt(size_t(o->promptLength));
         for (auto& id : prompt)
@@ -136,7 +139,7 @@ void addBenchModelCommand(CLI::App* bench)
         j["prompt_length"] = o->promptLength;
         j["gen_length"] = o->genLength;
         j["repeats"] = o->repeats;
-        j["warmup"] = {{"prefill_tokens", warmPrompt.size()}, {"decode_tokens", warmDecode}};
+        j["warmup"] = { { "prefill_tokens", warmPrompt.size() }, { "decode_tokens", warmDecode } };
         j["load_seconds"] = loadSeconds;
         j["prefill_tokens_per_s"] = double(o->promptLength) / p.median;
         j["prefill_tokens_per_s_best"] = double(o->promptLength) / p.min;
@@ -151,14 +154,13 @@ void addBenchModelCommand(CLI::App* bench)
             return;
         }
         fmt::print("model     {} ({}, {} parameters, {} layers)\n", source, info.architecture,
-                   humanCount(info.parameters), info.layers);
+            humanCount(info.parameters), info.layers);
         fmt::print("backend   {}  weights {} computed in F32  (loaded in {:.2f} s)\n", be.description(),
-                   std::string(j["weight_dtype"]), loadSeconds);
+            std::string(j["weight_dtype"]), loadSeconds);
         fmt::print("prefill   {:9.1f} tokens/s median, {:9.1f} best   ({} tokens, {} runs after a warm-up)\n",
-                   double(j["prefill_tokens_per_s"]), double(j["prefill_tokens_per_s_best"]), o->promptLength,
-                   o->repeats);
+            double(j["prefill_tokens_per_s"]), double(j["prefill_tokens_per_s_best"]), o->promptLength, o->repeats);
         fmt::print("decode    {:9.1f} tokens/s median, {:9.1f} best   ({} tokens)\n", double(j["decode_tokens_per_s"]),
-                   double(j["decode_tokens_per_s_best"]), o->genLength);
+            double(j["decode_tokens_per_s_best"]), o->genLength);
         fmt::print("memory    peak host {} (VmHWM), device 0\n", humanBytes(peakHostBytes()));
     });
 }

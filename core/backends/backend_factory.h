@@ -16,9 +16,9 @@ struct BackendChoice {
 };
 
 struct BackendOptions {
-    int threads = 0;          // CPU threads; 0: every CPU (one fewer when interactive)
+    int threads = 0; // CPU threads; 0: every CPU (one fewer when interactive)
     bool interactive = false; // a GUI runs alongside: the CPU backend leaves it a core
-    std::string cpuIsa;       // "" / "auto", or "scalar", "avx2", "avx512" (tests, benchmarks)
+    std::string cpuIsa; // "" / "auto", or "scalar", "avx2", "avx512" (tests, benchmarks)
 };
 
 // "auto" | "cpu" (the fast CPU backend) | "cpu-reference" (the plain-loop oracle) | "cuda"

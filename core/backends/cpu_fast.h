@@ -12,9 +12,9 @@
 namespace archlens {
 
 struct CpuBackendOptions {
-    int threads = 0;  // 0: defaultCpuThreads(interactive)
+    int threads = 0; // 0: defaultCpuThreads(interactive)
     bool interactive = false; // a GUI is running: keep one core for it
-    std::string isa;  // "" or "auto": the best the CPU supports; else "scalar", "avx2", "avx512"
+    std::string isa; // "" or "auto": the best the CPU supports; else "scalar", "avx2", "avx512"
 };
 
 // CPUs this process may run on (its affinity mask), at least 1.

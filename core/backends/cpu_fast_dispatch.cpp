@@ -24,7 +24,7 @@ const char* isaName(Isa isa)
 
 std::optional<Isa> isaFromName(std::string_view name)
 {
-    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+    for (Isa isa : { Isa::Scalar, Isa::Avx2, Isa::Avx512 })
         if (name == isaName(isa))
             return isa;
     return std::nullopt;
@@ -55,7 +55,7 @@ const Kernels* kernelsFor(Isa isa)
 std::vector<Isa> availableIsas()
 {
     std::vector<Isa> out;
-    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+    for (Isa isa : { Isa::Scalar, Isa::Avx2, Isa::Avx512 })
         if (kernelsFor(isa))
             out.push_back(isa);
     return out;
@@ -69,7 +69,7 @@ Isa bestIsa()
         const auto capped = isaFromName(cap);
         if (!capped)
             throw makeError(ErrorCode::InvalidArgument,
-                            "ARCHLENS_CPU_ISA: unknown instruction set '{}' (expected scalar, avx2 or avx512)", cap);
+                "ARCHLENS_CPU_ISA: unknown instruction set '{}' (expected scalar, avx2 or avx512)", cap);
         if (int(*capped) < int(best))
             best = *capped;
     }

@@ -14,6 +14,6 @@ std::optional<Isa> isaFromName(std::string_view name);
 // The table for isa, or null when this build lacks it or this CPU cannot run it.
 const Kernels* kernelsFor(Isa isa);
 std::vector<Isa> availableIsas(); // worst first; Scalar always
-Isa bestIsa();                    // the best available, capped by ARCHLENS_CPU_ISA
+Isa bestIsa(); // the best available, capped by ARCHLENS_CPU_ISA
 
 } // namespace archlens::fastcpu

@@ -23,21 +23,21 @@ enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 // Optional pointers (dtBias, D, z and every *Out) may be null. T = 1 is the step form.
 struct ScanKernelArgs {
     int64_t T = 0, E = 0, N = 0;
-    const float* x = nullptr;      // (T, E)
-    const float* dt = nullptr;     // (T, E) before bias and softplus
+    const float* x = nullptr; // (T, E)
+    const float* dt = nullptr; // (T, E) before bias and softplus
     const float* dtBias = nullptr; // (E)
-    const float* A = nullptr;      // (E, N)
-    const float* B = nullptr;      // (T, N)
-    const float* C = nullptr;      // (T, N)
-    const float* D = nullptr;      // (E)
-    const float* z = nullptr;      // (T, E)
-    float* state = nullptr;        // (E, N) in and out
-    float* y = nullptr;            // (T, E)
-    float* deltaOut = nullptr;     // (T, E)
-    float* statesOut = nullptr;    // (T, E, N)
+    const float* A = nullptr; // (E, N)
+    const float* B = nullptr; // (T, N)
+    const float* C = nullptr; // (T, N)
+    const float* D = nullptr; // (E)
+    const float* z = nullptr; // (T, E)
+    float* state = nullptr; // (E, N) in and out
+    float* y = nullptr; // (T, E)
+    float* deltaOut = nullptr; // (T, E)
+    float* statesOut = nullptr; // (T, E, N)
     float* stateNormOut = nullptr; // (T, E)
-    float* yPreGateOut = nullptr;  // (T, E)
-    float* gateOut = nullptr;      // (T, E)
+    float* yPreGateOut = nullptr; // (T, E)
+    float* gateOut = nullptr; // (T, E)
 };
 
 // The largest d_state the scan kernels hold on the stack; larger states go to the reference.
@@ -46,13 +46,13 @@ constexpr int64_t kMaxScanState = 256;
 struct Kernels {
     Isa isa;
     const char* name; // "scalar", "avx2", "avx512"
-    int lanes;        // floats per vector
+    int lanes; // floats per vector
     // Channels [c0, c1) of the scan, every token. Channel ranges of different calls must not
     // overlap; that is how the backend spreads a scan over threads.
     void (*scan)(const ScanKernelArgs& a, int64_t c0, int64_t c1);
     // Elementwise over n floats (in place allowed).
     void (*exp)(const float* x, float* y, int64_t n);
-    void (*silu)(const float* x, float* y, int64_t n);     // x · σ(x)
+    void (*silu)(const float* x, float* y, int64_t n); // x · σ(x)
     void (*softplus)(const float* x, float* y, int64_t n); // torch softplus, threshold 20
     void (*add)(const float* a, const float* b, float* y, int64_t n);
     void (*mul)(const float* a, const float* b, float* y, int64_t n);

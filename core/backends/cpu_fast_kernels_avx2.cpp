@@ -9,6 +9,8 @@ namespace archlens::fastcpu {
 
 namespace {
 
+// The vector vocabulary reads best one definition per line.
+// clang-format off
 using VF = __m256;
 using VM = __m256;
 constexpr int kLanes = 8;
@@ -63,10 +65,15 @@ inline float vhsum(VF a)
     return _mm_cvtss_f32(s);
 }
 
+// clang-format on
+
 #include "backends/cpu_fast_kernels_body.inc"
 
 } // namespace
 
-const Kernels* kernelsAvx2() { return &kTable; }
+const Kernels* kernelsAvx2()
+{
+    return &kTable;
+}
 
 } // namespace archlens::fastcpu

@@ -10,6 +10,8 @@ namespace archlens::fastcpu {
 
 namespace {
 
+// The vector vocabulary reads best one definition per line.
+// clang-format off
 using VF = __m512;
 using VM = __mmask16;
 constexpr int kLanes = 16;
@@ -45,10 +47,15 @@ inline float vhsum(VF a) { return _mm512_reduce_add_ps(a); }
 constexpr bool kHasScalef = true;
 inline VF vpow2FromMagic(VF t) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(t), 23)); }
 
+// clang-format on
+
 #include "backends/cpu_fast_kernels_body.inc"
 
 } // namespace
 
-const Kernels* kernelsAvx512() { return &kTable; }
+const Kernels* kernelsAvx512()
+{
+    return &kTable;
+}
 
 } // namespace archlens::fastcpu

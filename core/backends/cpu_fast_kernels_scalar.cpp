@@ -8,6 +8,8 @@ namespace archlens::fastcpu {
 
 namespace {
 
+// The vector vocabulary reads best one definition per line.
+// clang-format off
 using VF = float;
 using VM = bool;
 constexpr int kLanes = 1;
@@ -55,10 +57,15 @@ constexpr bool kHasScalef = false;
 // 2ⁿ from t = 1.5·2²³ + 127 + n (see vexpScan); NaN stays NaN through the product
 inline VF vpow2FromMagic(VF t) { return __builtin_bit_cast(float, __builtin_bit_cast(unsigned, t) << 23); }
 
+// clang-format on
+
 #include "backends/cpu_fast_kernels_body.inc"
 
 } // namespace
 
-const Kernels* kernelsScalar() { return &kTable; }
+const Kernels* kernelsScalar()
+{
+    return &kTable;
+}
 
 } // namespace archlens::fastcpu

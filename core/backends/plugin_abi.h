@@ -25,12 +25,12 @@ extern "C" {
 // Why a plugin cannot provide its backend on this machine.
 enum ArchLensPluginStatus {
     ARCHLENS_PLUGIN_OK = 0,
-    ARCHLENS_PLUGIN_NO_DRIVER = 1,          // no driver library, or it does not initialise
-    ARCHLENS_PLUGIN_DRIVER_TOO_OLD = 2,     // the driver's CUDA version is below what the plugin needs
-    ARCHLENS_PLUGIN_NO_DEVICE = 3,          // driver present, no usable device
+    ARCHLENS_PLUGIN_NO_DRIVER = 1, // no driver library, or it does not initialise
+    ARCHLENS_PLUGIN_DRIVER_TOO_OLD = 2, // the driver's CUDA version is below what the plugin needs
+    ARCHLENS_PLUGIN_NO_DEVICE = 3, // driver present, no usable device
     ARCHLENS_PLUGIN_UNSUPPORTED_DEVICE = 4, // compute capability not built for
-    ARCHLENS_PLUGIN_OUT_OF_MEMORY = 5,      // not enough free device memory
-    ARCHLENS_PLUGIN_ERROR = 6,              // anything else (reason says what)
+    ARCHLENS_PLUGIN_OUT_OF_MEMORY = 5, // not enough free device memory
+    ARCHLENS_PLUGIN_ERROR = 6, // anything else (reason says what)
 };
 
 struct ArchLensPluginRequest {
@@ -43,7 +43,7 @@ struct ArchLensPluginRequest {
 struct ArchLensPluginResult {
     int status = ARCHLENS_PLUGIN_ERROR;
     archlens::Backend* backend = nullptr; // set when status is ARCHLENS_PLUGIN_OK
-    char reason[1024] = {};               // one line, set when it is not
+    char reason[1024] = {}; // one line, set when it is not
 };
 
 typedef int (*ArchLensPluginAbiFn)(void);
@@ -53,6 +53,12 @@ typedef void (*ArchLensPluginCreateFn)(const ArchLensPluginRequest*, ArchLensPlu
 
 #define ARCHLENS_PLUGIN_EXPORT extern "C" __attribute__((visibility("default")))
 
-#define ARCHLENS_DEFINE_PLUGIN_ABI()                                                                         \
-    ARCHLENS_PLUGIN_EXPORT int archlens_backend_plugin_abi(void) { return ARCHLENS_BACKEND_PLUGIN_ABI; }      \
-    ARCHLENS_PLUGIN_EXPORT const char* archlens_backend_plugin_abi_hash(void) { return ARCHLENS_BACKEND_ABI_HASH; }
+#define ARCHLENS_DEFINE_PLUGIN_ABI()                                                                                   \
+    ARCHLENS_PLUGIN_EXPORT int archlens_backend_plugin_abi(void)                                                       \
+    {                                                                                                                  \
+        return ARCHLENS_BACKEND_PLUGIN_ABI;                                                                            \
+    }                                                                                                                  \
+    ARCHLENS_PLUGIN_EXPORT const char* archlens_backend_plugin_abi_hash(void)                                          \
+    {                                                                                                                  \
+        return ARCHLENS_BACKEND_ABI_HASH;                                                                              \
+    }

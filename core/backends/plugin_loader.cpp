@@ -53,7 +53,8 @@ const Library& openLibrary(const fs::path& path)
     void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
         const char* err = ::dlerror();
-        lib.error = fmt::format("the CUDA plugin {} could not be loaded: {}", path.string(), err ? err : "unknown error");
+        lib.error
+            = fmt::format("the CUDA plugin {} could not be loaded: {}", path.string(), err ? err : "unknown error");
         return lib;
     }
     auto abi = reinterpret_cast<ArchLensPluginAbiFn>(::dlsym(handle, "archlens_backend_plugin_abi"));
@@ -62,16 +63,17 @@ const Library& openLibrary(const fs::path& path)
     if (!abi || !hash || !create) {
         lib.error = fmt::format("{} is not an ArchLens backend plugin (it lacks the archlens_backend_plugin_* "
                                 "entry points)",
-                                path.string());
+            path.string());
         return lib;
     }
     const int pluginAbi = abi();
     const char* pluginHash = hash();
-    if (pluginAbi != ARCHLENS_BACKEND_PLUGIN_ABI || !pluginHash || std::strcmp(pluginHash, ARCHLENS_BACKEND_ABI_HASH) != 0) {
+    if (pluginAbi != ARCHLENS_BACKEND_PLUGIN_ABI || !pluginHash
+        || std::strcmp(pluginHash, ARCHLENS_BACKEND_ABI_HASH) != 0) {
         lib.error = fmt::format("the CUDA plugin {} was built for backend ABI {} ({:.12}), this program has ABI {} "
                                 "({:.12}): rebuild the plugin together with this program",
-                                path.string(), pluginAbi, pluginHash ? pluginHash : "?", ARCHLENS_BACKEND_PLUGIN_ABI,
-                                ARCHLENS_BACKEND_ABI_HASH);
+            path.string(), pluginAbi, pluginHash ? pluginHash : "?", ARCHLENS_BACKEND_PLUGIN_ABI,
+            ARCHLENS_BACKEND_ABI_HASH);
         return lib;
     }
     lib.create = create;
@@ -83,11 +85,11 @@ const Library& openLibrary(const fs::path& path)
 std::vector<fs::path> cudaPluginSearchPaths()
 {
     if (const char* env = std::getenv("ARCHLENS_CUDA_PLUGIN"); env && *env)
-        return {fs::path(env)};
+        return { fs::path(env) };
     const fs::path dir = executableDir();
     if (dir.empty())
         return {};
-    return {dir / kCudaPluginFile, (dir / ".." / "lib" / "archlens" / kCudaPluginFile).lexically_normal()};
+    return { dir / kCudaPluginFile, (dir / ".." / "lib" / "archlens" / kCudaPluginFile).lexically_normal() };
 }
 
 PluginLoad loadCudaPlugin(int device)
@@ -127,9 +129,9 @@ PluginLoad loadCudaPlugin(int device)
         return out;
     }
     delete result.backend; // a plugin that reports failure should not hand one over; be safe
-    out.reason = result.reason[0] ? std::string(result.reason)
-                                  : fmt::format("the CUDA plugin {} failed without saying why (status {})",
-                                                out.path.string(), result.status);
+    out.reason = result.reason[0]
+        ? std::string(result.reason)
+        : fmt::format("the CUDA plugin {} failed without saying why (status {})", out.path.string(), result.status);
     return out;
 }
 

@@ -16,9 +16,9 @@ namespace archlens {
 
 struct PluginLoad {
     std::shared_ptr<Backend> backend; // null on failure
-    int status = 0;                   // ArchLensPluginStatus; -1: no plugin found or loadable
-    std::string reason;               // why not, when backend is null
-    std::filesystem::path path;       // the plugin file used ('' when none was found)
+    int status = 0; // ArchLensPluginStatus; -1: no plugin found or loadable
+    std::string reason; // why not, when backend is null
+    std::filesystem::path path; // the plugin file used ('' when none was found)
 };
 
 constexpr const char* kCudaPluginFile = "libarchlens_cuda.so";

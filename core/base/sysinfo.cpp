@@ -30,7 +30,13 @@ uint64_t procKiloBytes(const char* file, const char* key)
 
 } // namespace
 
-uint64_t availableHostBytes() { return procKiloBytes("/proc/meminfo", "MemAvailable:"); }
-uint64_t peakHostBytes() { return procKiloBytes("/proc/self/status", "VmHWM:"); }
+uint64_t availableHostBytes()
+{
+    return procKiloBytes("/proc/meminfo", "MemAvailable:");
+}
+uint64_t peakHostBytes()
+{
+    return procKiloBytes("/proc/self/status", "VmHWM:");
+}
 
 } // namespace archlens

@@ -7,6 +7,6 @@
 namespace archlens {
 
 uint64_t availableHostBytes(); // MemAvailable of /proc/meminfo
-uint64_t peakHostBytes();      // VmHWM of /proc/self/status
+uint64_t peakHostBytes(); // VmHWM of /proc/self/status
 
 } // namespace archlens

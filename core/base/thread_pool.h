@@ -26,16 +26,15 @@ public:
     int threads() const { return int(m_workers.size()) + 1; }
 
     // Calls fn(part) for every part in [0, parts), parts ≤ threads(); returns when all are done.
-    template <typename F>
-    void run(int parts, F&& fn)
+    template<typename F> void run(int parts, F&& fn)
     {
-        runErased(parts, [](void* ctx, int part) { (*static_cast<F*>(ctx))(part); }, &fn);
+        runErased(
+            parts, [](void* ctx, int part) { (*static_cast<F*>(ctx))(part); }, &fn);
     }
 
     // Splits [0, n) into at most threads() contiguous ranges of at least `grain` items whose
     // boundaries are multiples of `align`, and calls fn(begin, end) for each.
-    template <typename F>
-    void parallelFor(int64_t n, int64_t grain, F&& fn, int64_t align = 1)
+    template<typename F> void parallelFor(int64_t n, int64_t grain, F&& fn, int64_t align = 1)
     {
         if (n <= 0)
             return;
@@ -60,10 +59,10 @@ private:
     void workerLoop(int index);
 
     std::vector<std::thread> m_workers;
-    std::atomic<bool> m_busy{false};
-    std::atomic<uint32_t> m_epoch{0};
-    std::atomic<int> m_remaining{0};
-    std::atomic<bool> m_stop{false};
+    std::atomic<bool> m_busy { false };
+    std::atomic<uint32_t> m_epoch { 0 };
+    std::atomic<int> m_remaining { 0 };
+    std::atomic<bool> m_stop { false };
     // the current job, published by the m_epoch increment
     void (*m_call)(void*, int) = nullptr;
     void* m_ctx = nullptr;

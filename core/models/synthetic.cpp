@@ -65,21 +65,21 @@ const SyntheticModelSpec& findSyntheticModel(const std::string& name)
         names.push_back(s.name);
     }
     throw Error(ErrorCode::InvalidArgument, fmt::format("no synthetic model '{}'", name), "--synthetic",
-                fmt::format("known: {} (only architectures this build can run)", fmt::join(names, ", ")));
+        fmt::format("known: {} (only architectures this build can run)", fmt::join(names, ", ")));
 }
 
-std::unique_ptr<Model> makeSyntheticModel(const std::string& name, std::shared_ptr<Backend> backend, uint64_t seed,
-                                          uint64_t availableBytes)
+std::unique_ptr<Model> makeSyntheticModel(
+    const std::string& name, std::shared_ptr<Backend> backend, uint64_t seed, uint64_t availableBytes)
 {
     const SyntheticModelSpec& spec = findSyntheticModel(name);
     const uint64_t needed = spec.hostBytes + kHeadroomBytes;
     if (availableBytes != 0 && needed > availableBytes)
         throw Error(ErrorCode::InvalidArgument,
-                    fmt::format("{} ({:.2f}B parameters) needs about {:.1f} GiB of host memory as F32 weights "
-                                "(+{:.1f} GiB headroom), but only {:.1f} GiB is available",
-                                spec.name, double(spec.parameters) / 1e9, double(spec.hostBytes) / double(1 << 30),
-                                double(kHeadroomBytes) / double(1 << 30), double(availableBytes) / double(1 << 30)),
-                    "--synthetic", "pick a smaller synthetic model");
+            fmt::format("{} ({:.2f}B parameters) needs about {:.1f} GiB of host memory as F32 weights "
+                        "(+{:.1f} GiB headroom), but only {:.1f} GiB is available",
+                spec.name, double(spec.parameters) / 1e9, double(spec.hostBytes) / double(1 << 30),
+                double(kHeadroomBytes) / double(1 << 30), double(availableBytes) / double(1 << 30)),
+            "--synthetic", "pick a smaller synthetic model");
     RandomCheckpoint ckpt = spec.build(seed);
     const std::filesystem::path label = "<synthetic " + spec.name + ">";
     const HfConfig config = HfConfig::fromJson(nlohmann::json(ckpt.config), label / "config.json");

@@ -17,11 +17,11 @@
 namespace archlens {
 
 struct SyntheticModelSpec {
-    std::string name;         // "mamba-130m"
-    std::string mirrors;      // "state-spaces/mamba-130m-hf"
+    std::string name; // "mamba-130m"
+    std::string mirrors; // "state-spaces/mamba-130m-hf"
     std::string architecture; // "MambaForCausalLM"
-    int64_t parameters = 0;   // tied weights once
-    uint64_t hostBytes = 0;   // host memory once built and loaded (F32 weights and derived tensors)
+    int64_t parameters = 0; // tied weights once
+    uint64_t hostBytes = 0; // host memory once built and loaded (F32 weights and derived tensors)
     std::function<RandomCheckpoint(uint64_t seed)> build;
 };
 
@@ -32,7 +32,7 @@ const SyntheticModelSpec& findSyntheticModel(const std::string& name);
 // Builds the named model's weights and loads them on `backend`. Refuses with
 // Error(InvalidArgument), giving the numbers, when the weights would not fit in
 // `availableBytes` (0: do not check).
-std::unique_ptr<Model> makeSyntheticModel(const std::string& name, std::shared_ptr<Backend> backend, uint64_t seed,
-                                          uint64_t availableBytes);
+std::unique_ptr<Model> makeSyntheticModel(
+    const std::string& name, std::shared_ptr<Backend> backend, uint64_t seed, uint64_t availableBytes);
 
 } // namespace archlens

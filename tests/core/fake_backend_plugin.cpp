@@ -9,14 +9,20 @@
 #include "backends/plugin_abi.h"
 
 #ifdef FAKE_PLUGIN_WRONG_ABI
-ARCHLENS_PLUGIN_EXPORT int archlens_backend_plugin_abi(void) { return ARCHLENS_BACKEND_PLUGIN_ABI; }
-ARCHLENS_PLUGIN_EXPORT const char* archlens_backend_plugin_abi_hash(void) { return "0123456789abcdef-not-this-build"; }
+ARCHLENS_PLUGIN_EXPORT int archlens_backend_plugin_abi(void)
+{
+    return ARCHLENS_BACKEND_PLUGIN_ABI;
+}
+ARCHLENS_PLUGIN_EXPORT const char* archlens_backend_plugin_abi_hash(void)
+{
+    return "0123456789abcdef-not-this-build";
+}
 #else
 ARCHLENS_DEFINE_PLUGIN_ABI()
 #endif
 
-ARCHLENS_PLUGIN_EXPORT void archlens_backend_plugin_create(const ArchLensPluginRequest* request,
-                                                           ArchLensPluginResult* out)
+ARCHLENS_PLUGIN_EXPORT void archlens_backend_plugin_create(
+    const ArchLensPluginRequest* request, ArchLensPluginResult* out)
 {
 #if defined(FAKE_PLUGIN_OK)
     if (request && request->log)
@@ -27,6 +33,6 @@ ARCHLENS_PLUGIN_EXPORT void archlens_backend_plugin_create(const ArchLensPluginR
     (void)request;
     out->status = ARCHLENS_PLUGIN_DRIVER_TOO_OLD;
     std::snprintf(out->reason, sizeof out->reason,
-                  "the NVIDIA driver supports CUDA 12.4, the CUDA backend needs CUDA 13.0 or newer (fake)");
+        "the NVIDIA driver supports CUDA 12.4, the CUDA backend needs CUDA 13.0 or newer (fake)");
 #endif
 }

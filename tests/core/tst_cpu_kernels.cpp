@@ -44,7 +44,7 @@ TEST_P(CpuKernels, ExpWithinTwoUlpOfExpf)
 {
     // every 61st float bit pattern between -104 and 89: about 30 million values in all
     std::vector<float> xs;
-    for (float lo : {0.f, -0.f}) {
+    for (float lo : { 0.f, -0.f }) {
         const float hi = std::signbit(lo) ? -104.f : 89.f;
         uint32_t a, b;
         std::memcpy(&a, &lo, 4);
@@ -80,7 +80,7 @@ TEST_P(CpuKernels, ExpSpecialValues)
 {
     const float inf = std::numeric_limits<float>::infinity();
     const float nan = std::numeric_limits<float>::quiet_NaN();
-    std::vector<float> xs = {0.f, -0.f, 1.f, -inf, inf, nan, 89.f, 1000.f, -104.f, -1000.f, 88.72f, -87.33f, -103.f};
+    std::vector<float> xs = { 0.f, -0.f, 1.f, -inf, inf, nan, 89.f, 1000.f, -104.f, -1000.f, 88.72f, -87.33f, -103.f };
     std::vector<float> ys(xs.size());
     for (size_t n = 0; n <= xs.size(); ++n) { // every tail length
         std::fill(ys.begin(), ys.end(), 7.f);
@@ -106,7 +106,7 @@ TEST_P(CpuKernels, SoftplusAndSiluMatchTheReference)
     std::vector<float> xs;
     for (float v = -120.f; v <= 120.f; v += 0.00731f)
         xs.push_back(v);
-    for (float v : {0.f, -0.f, 20.f, 20.000002f, 19.999998f, 1e-30f, -1e-30f, 1e30f, -1e30f})
+    for (float v : { 0.f, -0.f, 20.f, 20.000002f, 19.999998f, 1e-30f, -1e-30f, 1e30f, -1e30f })
         xs.push_back(v);
     std::vector<float> sp(xs.size()), si(xs.size());
     k->softplus(xs.data(), sp.data(), int64_t(xs.size()));
@@ -134,7 +134,7 @@ TEST_P(CpuKernels, TablesAreConsistent)
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, CpuKernels, ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512),
-                         [](const ::testing::TestParamInfo<Isa>& p) { return std::string(isaName(p.param)); });
+    [](const ::testing::TestParamInfo<Isa>& p) { return std::string(isaName(p.param)); });
 
 TEST(CpuKernelDispatch, ScalarIsAlwaysThereAndTheBestIsAvailable)
 {

@@ -25,9 +25,9 @@ namespace {
 constexpr double kTolVsReference = 1e-5;
 constexpr double kTolVsGolden = 1e-4; // what tst_mamba_reference asks of the reference backend
 
-const char* const kCheckpoints[] = {"mamba_f32_tied",        "mamba_f32_untied_bias", "mamba_f32_noconvbias",
-                                    "mamba_bf16",            "mamba_original_layout", "mamba_sharded"};
-const char* const kIsas[] = {"scalar", "avx2", "avx512"};
+const char* const kCheckpoints[] = { "mamba_f32_tied", "mamba_f32_untied_bias", "mamba_f32_noconvbias", "mamba_bf16",
+    "mamba_original_layout", "mamba_sharded" };
+const char* const kIsas[] = { "scalar", "avx2", "avx512" };
 
 struct Case {
     std::string checkpoint, isa;
@@ -38,11 +38,14 @@ std::vector<Case> cases()
     std::vector<Case> out;
     for (const char* c : kCheckpoints)
         for (const char* isa : kIsas)
-            out.push_back({c, isa});
+            out.push_back({ c, isa });
     return out;
 }
 
-std::vector<int32_t> ids(const Tensor& t) { return std::vector<int32_t>(t.i32(), t.i32() + t.numel()); }
+std::vector<int32_t> ids(const Tensor& t)
+{
+    return std::vector<int32_t>(t.i32(), t.i32() + t.numel());
+}
 
 class FastModel : public ::testing::TestWithParam<Case> {
 protected:
@@ -50,7 +53,7 @@ protected:
     {
         std::shared_ptr<Backend> fast;
         try {
-            fast = createBackend("cpu", {3, false, GetParam().isa}).backend;
+            fast = createBackend("cpu", { 3, false, GetParam().isa }).backend;
         } catch (const Error& e) {
             GTEST_SKIP() << e.what();
         }
@@ -67,7 +70,7 @@ protected:
 
 TEST_P(FastModel, BothPathsMatchTheReferenceBackend)
 {
-    for (ForwardMode mode : {ForwardMode::Chunk, ForwardMode::Recurrent}) {
+    for (ForwardMode mode : { ForwardMode::Chunk, ForwardMode::Recurrent }) {
         SCOPED_TRACE(mode == ForwardMode::Chunk ? "chunk path" : "recurrent path");
         CaptureSink got, want;
         auto s1 = model->newState();
@@ -77,8 +80,8 @@ TEST_P(FastModel, BothPathsMatchTheReferenceBackend)
         EXPECT_LE(relError(logits, refLogits), kTolVsReference);
         EXPECT_LE(relError(logits, golden->tensor("logits")), kTolVsGolden);
         for (int layer = 0; layer < model->info().layers; ++layer)
-            for (Probe p : {Probe::SsmX, Probe::SsmDelta, Probe::SsmB, Probe::SsmC, Probe::SsmState,
-                            Probe::SsmStateNorm, Probe::SsmY, Probe::SsmGate}) {
+            for (Probe p : { Probe::SsmX, Probe::SsmDelta, Probe::SsmB, Probe::SsmC, Probe::SsmState,
+                     Probe::SsmStateNorm, Probe::SsmY, Probe::SsmGate }) {
                 ASSERT_TRUE(got.get(layer, p) && want.get(layer, p)) << probeName(p);
                 EXPECT_LE(relError(*got.get(layer, p), *want.get(layer, p)), kTolVsReference)
                     << probeName(p) << " layer " << layer;
@@ -100,14 +103,14 @@ TEST_P(FastModel, GreedyGenerationMatchesTheGoldens)
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, FastModel, ::testing::ValuesIn(cases()),
-                         [](const ::testing::TestParamInfo<Case>& p) { return p.param.checkpoint + "_" + p.param.isa; });
+    [](const ::testing::TestParamInfo<Case>& p) { return p.param.checkpoint + "_" + p.param.isa; });
 
 // Longer than the goldens: the bundled demo model (E = 256) over 600 tokens, so the scan
 // crosses its 64-token chunks and the state runs for a while.
 TEST(FastModelDemo, LongPromptMatchesTheReferenceBackend)
 {
     const auto dir = std::filesystem::path(ARCHLENS_SOURCE_DIR) / "resources/models/mamba-demo-untrained";
-    auto model = loadModel(dir, createBackend("cpu", {3, false, ""}).backend);
+    auto model = loadModel(dir, createBackend("cpu", { 3, false, "" }).backend);
     auto reference = loadModel(dir, createBackend("cpu-reference").backend);
     std::vector<int32_t> prompt(600);
     uint64_t rng = 3;
@@ -117,10 +120,10 @@ TEST(FastModelDemo, LongPromptMatchesTheReferenceBackend)
     auto s1 = model->newState();
     auto s2 = reference->newState();
     EXPECT_LE(relError(model->forward(prompt, *s1, &got, ForwardMode::Chunk, true),
-                       reference->forward(prompt, *s2, &want, ForwardMode::Chunk, true)),
-              kTolVsReference);
+                  reference->forward(prompt, *s2, &want, ForwardMode::Chunk, true)),
+        kTolVsReference);
     for (int layer = 0; layer < model->info().layers; ++layer)
-        for (Probe p : {Probe::SsmDelta, Probe::SsmState, Probe::SsmY, Probe::SsmGate})
+        for (Probe p : { Probe::SsmDelta, Probe::SsmState, Probe::SsmY, Probe::SsmGate })
             EXPECT_LE(relError(*got.get(layer, p), *want.get(layer, p)), kTolVsReference)
                 << probeName(p) << " layer " << layer;
 }
@@ -149,7 +152,7 @@ TEST(SyntheticModels, TableMatchesWhatTheRegistryBuilds)
     EXPECT_EQ(model->info().loadedBytes, spec.hostBytes);
     EXPECT_EQ(model->info().layers, 24);
     auto state = model->newState();
-    const int32_t prompt[3] = {1, 2, 50279};
+    const int32_t prompt[3] = { 1, 2, 50279 };
     const Tensor logits = model->forward(prompt, *state, nullptr, ForwardMode::Chunk, false);
     EXPECT_EQ(logits.dim(1), 50280);
     for (float v : logits.span())

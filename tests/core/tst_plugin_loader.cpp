@@ -72,7 +72,8 @@ TEST_F(PluginLoader, AWorkingPluginIsUsedByAutoAndCuda)
     EXPECT_NE(logged[0].find("fake plugin"), std::string::npos);
     EXPECT_EQ(createBackend("cuda").backend->name(), "cpu-reference");
     // and it computes
-    Tensor a = Tensor::fromVector({2}, {1.f, 2.f}), b = Tensor::fromVector({2}, {3.f, 4.f}), o = Tensor::empty({2});
+    Tensor a = Tensor::fromVector({ 2 }, { 1.f, 2.f }), b = Tensor::fromVector({ 2 }, { 3.f, 4.f }),
+           o = Tensor::empty({ 2 });
     c.backend->add(a, b, o);
     EXPECT_EQ(o.f32()[1], 6.f);
 }

@@ -13,12 +13,12 @@ using archlens::ThreadPool;
 
 TEST(ThreadPool, CoversEveryIndexOnce)
 {
-    for (int threads : {1, 2, 3, 8}) {
+    for (int threads : { 1, 2, 3, 8 }) {
         ThreadPool pool(threads);
         EXPECT_EQ(pool.threads(), threads);
-        for (int64_t n : {0, 1, 2, 7, 16, 17, 1000})
-            for (int64_t grain : {1, 5, 100})
-                for (int64_t align : {1, 16}) {
+        for (int64_t n : { 0, 1, 2, 7, 16, 17, 1000 })
+            for (int64_t grain : { 1, 5, 100 })
+                for (int64_t align : { 1, 16 }) {
                     std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
                     pool.parallelFor(
                         n, grain,
@@ -37,10 +37,8 @@ TEST(ThreadPool, CoversEveryIndexOnce)
 TEST(ThreadPool, NestedAndConcurrentCallsRunSerially)
 {
     ThreadPool pool(3);
-    std::atomic<int64_t> sum{0};
-    pool.run(3, [&](int) {
-        pool.parallelFor(100, 1, [&](int64_t b, int64_t e) { sum += e - b; });
-    });
+    std::atomic<int64_t> sum { 0 };
+    pool.run(3, [&](int) { pool.parallelFor(100, 1, [&](int64_t b, int64_t e) { sum += e - b; }); });
     EXPECT_EQ(sum.load(), 300);
     sum = 0;
     std::vector<std::thread> callers;
@@ -57,11 +55,12 @@ TEST(ThreadPool, NestedAndConcurrentCallsRunSerially)
 TEST(ThreadPool, ExceptionsReachTheCaller)
 {
     ThreadPool pool(3);
-    EXPECT_THROW(pool.run(3, [](int part) {
-        if (part == 2)
-            throw std::runtime_error("part 2");
-    }),
-                 std::runtime_error);
+    EXPECT_THROW(pool.run(3,
+                     [](int part) {
+                         if (part == 2)
+                             throw std::runtime_error("part 2");
+                     }),
+        std::runtime_error);
     int ran = 0; // still usable afterwards
     pool.run(1, [&](int) { ++ran; });
     EXPECT_EQ(ran, 1);

@@ -18,7 +18,7 @@ namespace archlens::test {
 
 struct BackendUnderTest {
     std::string label; // gtest-safe: letters, digits, underscores
-    std::string kind;  // createBackend kind
+    std::string kind; // createBackend kind
     BackendOptions options;
 
     // The backend, or null with `why` set when it cannot run on this machine.
@@ -41,10 +41,11 @@ struct BackendUnderTest {
 inline std::vector<BackendUnderTest> backendsUnderTest()
 {
     std::vector<BackendUnderTest> out;
-    for (const char* isa : {"scalar", "avx2", "avx512"})
-        for (int threads : {1, 3})
-            out.push_back({std::string("cpu_") + isa + "_t" + std::to_string(threads), "cpu", {threads, false, isa}});
-    out.push_back({"cuda", "cuda", {}});
+    for (const char* isa : { "scalar", "avx2", "avx512" })
+        for (int threads : { 1, 3 })
+            out.push_back(
+                { std::string("cpu_") + isa + "_t" + std::to_string(threads), "cpu", { threads, false, isa } });
+    out.push_back({ "cuda", "cuda", {} });
     return out;
 }
 
