@@ -29,7 +29,8 @@ void ModelWorker::load(const QString& path, const QString& backend)
 {
     try {
         const std::filesystem::path dir = path.toStdString();
-        BackendChoice choice = createBackend(backend.toStdString());
+        // interactive: the CPU backend leaves the GUI one core (BackendOptions)
+        BackendChoice choice = createBackend(backend.toStdString(), BackendOptions{0, true, ""});
         m_model = loadModel(dir, choice.backend);
         m_tokenizer.reset();
         if (std::filesystem::exists(dir / "tokenizer.json"))

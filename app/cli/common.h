@@ -31,5 +31,8 @@ void addTokenizeCommands(CLI::App& app);
 void addGenerateCommand(CLI::App& app);
 void addTraceCommand(CLI::App& app);
 void addInitModelCommand(CLI::App& app);
+void addBenchCommand(CLI::App& app);      // cmd_bench.cpp
+void addBenchScanCommand(CLI::App* bench);  // cmd_bench.cpp
+void addBenchModelCommand(CLI::App* bench); // cmd_bench_model.cpp
 
 } // namespace archlens::cli

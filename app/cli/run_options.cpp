@@ -12,7 +12,10 @@ void RunOptions::add(CLI::App* cmd, const std::string& backendDefault)
     promptOpt = cmd->add_option("--prompt", prompt, "Prompt text (encoded with add_special_tokens on)");
     tokensOpt = cmd->add_option("--tokens", tokens, "Prompt as token ids, used as given, e.g. 1,2,3");
     promptOpt->excludes(tokensOpt);
-    cmd->add_option("--backend", backend, "auto | cpu | cuda")->capture_default_str();
+    cmd->add_option("--backend", backend, "auto | cpu | cpu-reference | cuda")->capture_default_str();
+    cmd->add_option("--threads", threads, "CPU threads (0: every CPU this process may use)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 4096));
 }
 
 PreparedRun prepareRun(const RunOptions& o)
@@ -22,7 +25,9 @@ PreparedRun prepareRun(const RunOptions& o)
     PreparedRun r;
     r.modelDir = resolveModelPath(o.model);
     r.revision = cacheRevisionOf(r.modelDir);
-    BackendChoice choice = createBackend(o.backend);
+    BackendOptions bo;
+    bo.threads = o.threads;
+    BackendChoice choice = createBackend(o.backend, bo);
     if (!choice.notice.empty())
         logInfo("{}", choice.notice);
     r.backendName = choice.backend->name();

@@ -14,6 +14,7 @@ namespace archlens::cli {
 
 struct RunOptions {
     std::string model, prompt, tokens, backend = "auto";
+    int threads = 0;
     CLI::Option* promptOpt = nullptr;
     CLI::Option* tokensOpt = nullptr;
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "base/system_memory.h"
+#include "base/sysinfo.h"
 #include "tensor/tensor.h"
 
 namespace archlens {
@@ -99,12 +99,21 @@ enum class GeluKind { Erf, Tanh };
 class Backend {
 public:
     virtual ~Backend() = default;
-    virtual std::string name() const = 0;        // "cpu", "cuda"
+    virtual std::string name() const = 0;        // "cpu", "cpu-reference", "cuda"
     virtual std::string description() const = 0; // for the status bar and traces
     virtual bool supports(Op op) const = 0;
     // Bytes the backend can still allocate for weights and state, or nullopt when unknown.
     // CPU backends: the host's MemAvailable; a device backend reports its own memory.
-    virtual std::optional<uint64_t> memoryAvailable() const { return hostMemoryAvailable(); }
+    virtual std::optional<uint64_t> memoryAvailable() const
+    {
+        const uint64_t bytes = availableHostBytes();
+        return bytes ? std::optional<uint64_t>(bytes) : std::nullopt;
+    }
+    // CPU backends: threads used and the kernels' instruction set ("avx512"); a backend
+    // without such settings reports 1 and "" and ignores setThreads.
+    virtual int threads() const { return 1; }
+    virtual void setThreads(int threads) {}
+    virtual std::string isa() const { return {}; }
 
     // y (T, out) = x (T, in) · W (out, in)ᵀ + b (out)
     virtual void linear(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) = 0;

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backends/backend.h"
 
@@ -14,6 +15,14 @@ struct BackendChoice {
     std::string notice; // non-empty when "auto" fell back, saying why
 };
 
-BackendChoice createBackend(const std::string& kind); // "auto" | "cpu" | "cuda"
+struct BackendOptions {
+    int threads = 0; // CPU threads; 0: every CPU (one fewer when interactive)
+    bool interactive = false; // a GUI runs alongside: the CPU backend leaves it a core
+    std::string cpuIsa; // "" / "auto", or "scalar", "avx2", "avx512" (tests, benchmarks)
+};
+
+// "auto" | "cpu" (the fast CPU backend) | "cpu-reference" (the plain-loop oracle) | "cuda"
+BackendChoice createBackend(const std::string& kind, const BackendOptions& options = {});
+std::vector<std::string> backendNames();
 
 } // namespace archlens

@@ -26,7 +26,7 @@ void checkShape(bool ok, const char* op, const std::string& what)
 
 class CpuReferenceBackend final : public Backend {
 public:
-    std::string name() const override { return "cpu"; }
+    std::string name() const override { return "cpu-reference"; }
     std::string description() const override { return "CPU reference (F32)"; }
     bool supports(Op op) const override { return op != Op::Count; }
 

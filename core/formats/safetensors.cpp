@@ -369,9 +369,38 @@ const SafetensorInfo& SafetensorsFile::info(const std::string& name) const
     return it->second;
 }
 
+std::shared_ptr<SafetensorsFile> SafetensorsFile::fromTensors(const fs::path& label,
+    const std::vector<std::pair<std::string, Tensor>>& tensors)
+{
+    std::shared_ptr<SafetensorsFile> f(new SafetensorsFile());
+    f->m_path = label;
+    uint64_t offset = 0;
+    for (const auto& [name, t] : tensors) {
+        if (!t.defined())
+            throw Error(ErrorCode::InvalidArgument, fmt::format("tensor '{}' is undefined", name), label.string());
+        StDType dtype = StDType::F32;
+        switch (t.dtype()) {
+        case DType::F32: dtype = StDType::F32; break;
+        case DType::F16: dtype = StDType::F16; break;
+        case DType::BF16: dtype = StDType::BF16; break;
+        case DType::I32: dtype = StDType::I32; break;
+        case DType::I64: dtype = StDType::I64; break;
+        }
+        SafetensorInfo info {name, dtype, t.shape(), offset, offset + t.nbytes()};
+        offset += t.nbytes();
+        if (!f->m_tensors.emplace(name, info).second)
+            throw Error(ErrorCode::InvalidArgument, fmt::format("tensor '{}' is given twice", name), label.string());
+        f->m_memory.emplace(name, t);
+    }
+    f->m_fileSize = offset;
+    return f;
+}
+
 Tensor SafetensorsFile::tensor(const std::string& name) const
 {
     const SafetensorInfo& i = info(name);
+    if (const auto mem = m_memory.find(name); mem != m_memory.end())
+        return mem->second;
     DType dtype {};
     if (!toTensorDType(i.dtype, dtype))
         throw Error(ErrorCode::Unsupported,
@@ -511,6 +540,16 @@ Checkpoint Checkpoint::open(const fs::path& dir)
 
     throw Error(ErrorCode::Io,
         "no weights found: expected model.safetensors, or model.safetensors.index.json with its shards", dir.string());
+}
+
+Checkpoint Checkpoint::fromTensors(const fs::path& dir, const std::vector<std::pair<std::string, Tensor>>& tensors)
+{
+    Checkpoint ck;
+    ck.m_dir = dir;
+    ck.m_files.push_back(SafetensorsFile::fromTensors(dir / "model.safetensors", tensors));
+    for (const auto& [name, info] : ck.m_files[0]->tensors())
+        ck.m_where.emplace(name, 0);
+    return ck;
 }
 
 bool Checkpoint::contains(const std::string& name) const { return m_where.count(name) != 0; }

@@ -36,6 +36,10 @@ class SafetensorsFile {
 public:
     // Memory-maps and validates. Throws Error(Io|Format) naming the file.
     static std::shared_ptr<SafetensorsFile> open(const std::filesystem::path& path);
+    // Tensors already in memory (F32/F16/BF16/I32/I64) presented as a file named `label`
+    // (nothing is read or written): synthetic models for benchmarks and tests.
+    static std::shared_ptr<SafetensorsFile> fromTensors(const std::filesystem::path& label,
+                                                        const std::vector<std::pair<std::string, Tensor>>& tensors);
     ~SafetensorsFile();
 
     const std::filesystem::path& path() const { return m_path; }
@@ -58,6 +62,7 @@ private:
     uint64_t m_dataStart = 0; // 8 + header length
     std::map<std::string, SafetensorInfo> m_tensors;
     std::map<std::string, std::string> m_metadata;
+    std::map<std::string, Tensor> m_memory; // fromTensors: the tensors themselves
 };
 
 // A checkpoint folder's weights: model.safetensors, or shards listed by
@@ -66,6 +71,10 @@ private:
 class Checkpoint {
 public:
     static Checkpoint open(const std::filesystem::path& dir);
+    // A checkpoint of tensors already in memory (see SafetensorsFile::fromTensors); `dir` is
+    // only a label for messages.
+    static Checkpoint fromTensors(const std::filesystem::path& dir,
+                                  const std::vector<std::pair<std::string, Tensor>>& tensors);
 
     const std::filesystem::path& dir() const { return m_dir; }
     bool contains(const std::string& name) const;

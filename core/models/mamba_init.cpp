@@ -14,7 +14,7 @@ namespace archlens {
 
 namespace fs = std::filesystem;
 
-void writeRandomMamba(const fs::path& dir, const MambaInitOptions& o)
+RandomCheckpoint makeRandomMamba(const MambaInitOptions& o)
 {
     if (o.dModel <= 0 || o.layers <= 0 || o.dState <= 0 || o.expand <= 0 || o.dConv <= 0 || o.vocabSize <= 0)
         throw Error(ErrorCode::InvalidArgument, "every model dimension must be positive");
@@ -42,7 +42,8 @@ void writeRandomMamba(const fs::path& dir, const MambaInitOptions& o)
         return t;
     };
 
-    std::vector<std::pair<std::string, Tensor>> tensors;
+    RandomCheckpoint out;
+    auto& tensors = out.tensors;
     // std 0.02 as transformers initialises embeddings; larger values make the tied head
     // predict "repeat the current token" with certainty, which misleads more than noise.
     tensors.emplace_back("backbone.embeddings.weight", normal(0.02f, {V, D}));
@@ -70,7 +71,7 @@ void writeRandomMamba(const fs::path& dir, const MambaInitOptions& o)
     }
     tensors.emplace_back("backbone.norm_f.weight", ones({D}));
 
-    nlohmann::ordered_json config = {
+    out.config = {
         {"architectures", {"MambaForCausalLM"}},
         {"model_type", "mamba"},
         {"hidden_size", D},
@@ -94,10 +95,16 @@ void writeRandomMamba(const fs::path& dir, const MambaInitOptions& o)
         {"time_step_init_scheme", "random"},
         {"torch_dtype", "float32"},
     };
+    return out;
+}
+
+void writeRandomMamba(const fs::path& dir, const MambaInitOptions& o)
+{
+    const RandomCheckpoint ckpt = makeRandomMamba(o);
     std::error_code ec;
     fs::create_directories(dir, ec);
-    writeFileAtomic(dir / "config.json", config.dump(2) + "\n");
-    writeSafetensors(dir / "model.safetensors", tensors);
+    writeFileAtomic(dir / "config.json", ckpt.config.dump(2) + "\n");
+    writeSafetensors(dir / "model.safetensors", ckpt.tensors);
 }
 
 } // namespace archlens

@@ -7,6 +7,13 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tensor/tensor.h"
 
 namespace archlens {
 
@@ -21,6 +28,13 @@ struct MambaInitOptions {
     double dtMin = 1e-3, dtMax = 1e-1;
 };
 
+struct RandomCheckpoint {
+    nlohmann::ordered_json config; // what config.json holds
+    std::vector<std::pair<std::string, Tensor>> tensors; // F32, Hugging Face names
+};
+
+// The checkpoint in memory (synthetic models for benchmarks use it without any file).
+RandomCheckpoint makeRandomMamba(const MambaInitOptions& opts);
 // Writes config.json and model.safetensors into dir (created if needed); atomic per file.
 void writeRandomMamba(const std::filesystem::path& dir, const MambaInitOptions& opts);
 

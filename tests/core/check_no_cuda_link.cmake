@@ -1,0 +1,21 @@
+# cmake -DREADELF=readelf -DBINARIES="a;b" -P check_no_cuda_link.cmake
+# The programs must start on machines without CUDA: none may have a CUDA library among its
+# NEEDED entries (the CUDA backend is a plugin loaded at run time).
+set(bad "")
+foreach(bin IN LISTS BINARIES)
+  execute_process(COMMAND ${READELF} -d ${bin} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${READELF} -d ${bin} failed")
+  endif()
+  string(REGEX MATCHALL "NEEDED[^\n]*\\[[^]]*\\]" needed "${out}")
+  foreach(n IN LISTS needed)
+    if(n MATCHES "\\[(libcuda|libcudart|libcublas|libcublasLt|libnvrtc|libnvidia)[^]]*\\]")
+      string(APPEND bad "  ${bin}: ${n}\n")
+    endif()
+  endforeach()
+  list(LENGTH needed count)
+  message(STATUS "${bin}: ${count} NEEDED libraries, none from CUDA")
+endforeach()
+if(bad)
+  message(FATAL_ERROR "CUDA libraries linked directly:\n${bad}")
+endif()
