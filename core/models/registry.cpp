@@ -102,7 +102,7 @@ void checkFitsMemory(const ModelInfo& info, const Backend& backend)
                             double(need) / gib, need, info.parameters, backend.name(), double(*available) / gib,
                             *available),
                 info.path.string(),
-                backend.name() == "cpu" ? "available = MemAvailable in /proc/meminfo; close other programs or use a "
+                backend.name().rfind("cpu", 0) == 0 ? "available = MemAvailable in /proc/meminfo; close other programs or use a "
                                           "smaller checkpoint"
                                         : "use a smaller checkpoint");
 }
