@@ -31,5 +31,6 @@ void addTokenizeCommands(CLI::App& app);
 void addGenerateCommand(CLI::App& app);
 void addTraceCommand(CLI::App& app);
 void addInitModelCommand(CLI::App& app);
+void addFigureCommand(CLI::App& app);
 
 } // namespace archlens::cli
