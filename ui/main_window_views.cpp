@@ -36,6 +36,7 @@
 #include "views/channel_charts.h"
 #include "views/figure_widget.h"
 #include "views/heatmap_figures.h"
+#include "views/horizon_figure.h"
 #include "views/stepper_figure.h"
 
 namespace archlens::ui {
@@ -188,6 +189,8 @@ void MainWindow::buildViews()
         else
             first = d;
     }
+    FigureWidget* horizon = makeView(std::make_unique<HorizonFigure>(model, &m_sel));
+    tabifyDockWidget(first, dock(tr("Memory horizon"), "dock.horizon", horizon, Qt::BottomDockWidgetArea));
     FigureWidget* stepper = makeView(std::make_unique<StepperFigure>(model, &m_sel));
     auto* stepDock = dock(tr("Scan stepper"), "dock.stepper", stepper, Qt::BottomDockWidgetArea);
     FigureWidget* charts = makeView(std::make_unique<ChannelChartsFigure>(model, &m_sel));

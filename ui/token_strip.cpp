@@ -33,6 +33,7 @@ void TokenStrip::setTokens(const QVector<int>& ids, const QStringList& texts)
 {
     m_ids = ids;
     m_texts = texts;
+    m_layoutWidth = -1;
     m_current = ids.isEmpty() ? -1 : int(ids.size()) - 1;
     layoutTokens(width());
     updateGeometry();
@@ -56,6 +57,7 @@ void TokenStrip::clear()
     m_ids.clear();
     m_texts.clear();
     m_rects.clear();
+    m_layoutWidth = -1;
     m_current = -1;
     layoutTokens(width());
     setMinimumHeight(m_height);
@@ -77,6 +79,8 @@ void TokenStrip::setCurrent(int index)
 
 void TokenStrip::layoutTokens(int width)
 {
+    if (width == m_layoutWidth && m_rects.size() == m_texts.size())
+        return; // laid out already: appends extend the layout incrementally
     m_rects.clear();
     layoutFrom(0, width);
 }
@@ -102,6 +106,7 @@ void TokenStrip::layoutFrom(int first, int width)
         x += w + kGap;
     }
     m_height = m_rects.isEmpty() ? h + 2 * kPad : m_rects.back().bottom() + kPad;
+    m_layoutWidth = width;
 }
 
 int TokenStrip::heightForWidth(int width) const

@@ -45,6 +45,7 @@ private:
     QVector<QRect> m_rects;
     int m_current = -1;
     int m_height = 40;
+    int m_layoutWidth = -1;
 };
 
 } // namespace archlens::ui

@@ -30,6 +30,7 @@ namespace {
 
 const char* kViews = "delta, B, C, gate, state, state-norm, stepper, channels, horizon";
 
+#ifdef ARCHLENS_HAVE_GUI
 // "0-15,32" -> {0..15, 32}
 std::vector<int64_t> parseChannels(const std::string& spec)
 {
@@ -56,6 +57,7 @@ std::vector<int64_t> parseChannels(const std::string& spec)
     }
     return {out.begin(), out.end()};
 }
+#endif
 
 } // namespace
 

@@ -23,9 +23,12 @@ bool LiveSink::wants(int layer, Probe p) const
 
 void LiveSink::record(int layer, Probe p, int64_t tokenBegin, const Tensor& value)
 {
-    Tensor copy = value.dtype() == DType::F32 ? value.clone() : value.toF32(); // copied outside the lock
+    // copied, and its statistics taken, here on the worker and outside the lock
+    Tensor copy = value.dtype() == DType::F32 ? value.clone() : value.toF32();
+    SeriesStats stats;
+    stats.add(copy.f32(), copy.numel());
     std::lock_guard lock(m_mutex);
-    m_pending.frames.push_back({layer, p, tokenBegin, std::move(copy)});
+    m_pending.frames.push_back({layer, p, tokenBegin, std::move(copy), stats, true});
 }
 
 void LiveSink::recordConstant(int layer, std::string_view group, std::string_view name, const Tensor& value)

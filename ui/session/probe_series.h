@@ -1,8 +1,10 @@
-// ProbeSeries: a token-major series of float rows (one row of fixed width per token) kept in
-// fixed-capacity chunks that are never reallocated. A snapshot (SeriesView) copies the chunk
-// pointers and the row count, so the render worker reads rows [0, count) while the UI thread
-// appends rows after them: no lock, no copy of the data. Chunks before a memory cap's
-// boundary can be dropped; snapshots that still hold them keep them alive.
+// ProbeSeries: a token-major series of float rows (one row of fixed width per token). It
+// adopts the frames the worker recorded (Tensors share their storage, like torch) instead of
+// copying them, so moving a burst of tokens into the UI costs a few pointers per frame; the
+// row statistics colour ranges need were computed on the worker too. A snapshot (SeriesView)
+// copies the row pointers and frame handles, so the render worker reads rows [0, count) while
+// the UI thread appends: no lock, no copy of the data. Frames before a memory cap's boundary
+// can be dropped; snapshots that still hold them keep them alive.
 #pragma once
 
 #include <cmath>
@@ -12,15 +14,9 @@
 #include <memory>
 #include <vector>
 
-namespace archlens::ui {
+#include "tensor/tensor.h"
 
-struct SeriesChunk {
-    explicit SeriesChunk(int64_t capacityFloats)
-        : data(new float[size_t(capacityFloats)])
-    {
-    }
-    std::unique_ptr<float[]> data;
-};
+namespace archlens::ui {
 
 // Running statistics over every value ever appended (dropping does not change them).
 struct SeriesStats {
@@ -29,23 +25,37 @@ struct SeriesStats {
     float maxAbs = 0.f;
     float minPositive = std::numeric_limits<float>::infinity();
     bool empty() const { return !(max >= min); }
+    void add(const float* v, int64_t n)
+    {
+        for (int64_t i = 0; i < n; ++i) {
+            const float x = v[i];
+            if (std::isnan(x))
+                continue;
+            min = std::min(min, x);
+            max = std::max(max, x);
+            maxAbs = std::max(maxAbs, std::fabs(x));
+            if (x > 0)
+                minPositive = std::min(minPositive, x);
+        }
+    }
+    void merge(const SeriesStats& o)
+    {
+        min = std::min(min, o.min);
+        max = std::max(max, o.max);
+        maxAbs = std::max(maxAbs, o.maxAbs);
+        minPositive = std::min(minPositive, o.minPositive);
+    }
 };
 
 class SeriesView {
 public:
-    static constexpr int64_t kChunkRows = 64;
+    static constexpr int64_t kChunkRows = 64; // the memory cap drops whole multiples of this
     int64_t width() const { return m_width; }
-    int64_t count() const { return m_count; }
+    int64_t count() const { return int64_t(m_rows.size()); }
     int64_t firstKept() const { return m_first; }
     bool valid() const { return m_width > 0; }
     // nullptr when t is out of range or was dropped by a memory cap
-    const float* row(int64_t t) const
-    {
-        if (t < m_first || t >= m_count || t < 0)
-            return nullptr;
-        const auto& c = m_chunks[size_t(t / kChunkRows)];
-        return c ? c->data.get() + (t % kChunkRows) * m_width : nullptr;
-    }
+    const float* row(int64_t t) const { return t >= m_first && t < count() ? m_rows[size_t(t)] : nullptr; }
     float at(int64_t t, int64_t col) const
     {
         const float* r = row(t);
@@ -53,8 +63,10 @@ public:
     }
 
 protected:
-    std::vector<std::shared_ptr<const SeriesChunk>> m_chunks;
-    int64_t m_width = 0, m_count = 0, m_first = 0;
+    std::vector<const float*> m_rows;
+    std::vector<Tensor> m_frames; // owners of the rows (empty Tensor once dropped)
+    std::vector<int64_t> m_frameEnd;
+    int64_t m_width = 0, m_first = 0;
 };
 
 class ProbeSeries : public SeriesView {
@@ -62,48 +74,50 @@ public:
     ProbeSeries() = default;
     explicit ProbeSeries(int64_t width) { m_width = width; }
 
-    // Appends `rows` rows of width() floats. Only the owning (UI) thread calls this.
-    void append(const float* values, int64_t rows)
+    // Adopts rows [skip, rows) of an F32 frame (rows, width...) without copying.
+    void adopt(const Tensor& frame, int64_t skip, const SeriesStats* stats = nullptr)
     {
-        for (int64_t r = 0; r < rows; ++r) {
-            const int64_t t = m_count;
-            if (size_t(t / kChunkRows) >= m_chunks.size()) {
-                m_writable = std::make_shared<SeriesChunk>(kChunkRows * m_width);
-                m_chunks.push_back(m_writable);
-            }
-            float* dst = m_writable->data.get() + (t % kChunkRows) * m_width;
-            std::memcpy(dst, values + r * m_width, size_t(m_width) * sizeof(float));
-            for (int64_t i = 0; i < m_width; ++i) {
-                const float v = dst[i];
-                if (std::isnan(v))
-                    continue;
-                m_stats.min = std::min(m_stats.min, v);
-                m_stats.max = std::max(m_stats.max, v);
-                m_stats.maxAbs = std::max(m_stats.maxAbs, std::fabs(v));
-                if (v > 0)
-                    m_stats.minPositive = std::min(m_stats.minPositive, v);
-            }
-            ++m_count;
+        const int64_t rows = frame.dim(0);
+        const float* base = frame.f32();
+        for (int64_t r = skip; r < rows; ++r)
+            m_rows.push_back(base + r * m_width);
+        m_frames.push_back(frame);
+        m_frameEnd.push_back(count());
+        if (stats) {
+            m_stats.merge(*stats);
+        } else {
+            m_stats.add(base + skip * m_width, (rows - skip) * m_width);
         }
         ++m_version;
     }
-    // Drops whole chunks that lie entirely before token t.
+    // Copies `rows` rows of width() floats (tests and synthetic data).
+    void append(const float* values, int64_t rows)
+    {
+        Tensor t = Tensor::empty({rows, m_width});
+        std::memcpy(t.f32(), values, size_t(rows * m_width) * sizeof(float));
+        adopt(t, 0);
+    }
+    // Drops the frames that end at or before the last multiple of kChunkRows <= t.
     void dropBefore(int64_t t)
     {
-        while ((m_first / kChunkRows + 1) * kChunkRows <= t && m_first < m_count) {
-            const size_t c = size_t(m_first / kChunkRows);
-            if (m_chunks[c] == m_writable)
+        const int64_t limit = t / kChunkRows * kChunkRows;
+        for (size_t i = 0; i < m_frames.size(); ++i) {
+            if (m_frameEnd[i] > limit)
                 break;
-            m_chunks[c].reset();
-            m_first = int64_t(c + 1) * kChunkRows;
+            if (m_frames[i].numel() == 0)
+                continue;
+            m_frames[i] = Tensor();
+            const int64_t begin = i == 0 ? 0 : m_frameEnd[i - 1];
+            for (int64_t r = begin; r < m_frameEnd[i]; ++r)
+                m_rows[size_t(r)] = nullptr;
+            m_first = m_frameEnd[i];
         }
     }
     uint64_t keptBytes() const
     {
         uint64_t n = 0;
-        for (const auto& c : m_chunks)
-            if (c)
-                n += uint64_t(kChunkRows * m_width) * sizeof(float);
+        for (const Tensor& f : m_frames)
+            n += f.numel() > 0 ? f.nbytes() : 0;
         return n;
     }
     SeriesView view() const { return *this; }
@@ -111,7 +125,6 @@ public:
     uint64_t version() const { return m_version; }
 
 private:
-    std::shared_ptr<SeriesChunk> m_writable;
     SeriesStats m_stats;
     uint64_t m_version = 0;
 };

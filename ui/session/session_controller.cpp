@@ -111,8 +111,14 @@ void SessionController::flush()
     FrameBatch batch = m_sink->take(); // the sink's lock is held only for this swap
     if (batch.empty())
         return;
+    QElapsedTimer timer;
+    timer.start();
+    const size_t frames = batch.frames.size();
     m_model.apply(std::move(batch));
+    const double applyMs = double(timer.nsecsElapsed()) / 1e6;
     emit updated();
+    if (qEnvironmentVariableIsSet("ARCHLENS_DEBUG_PAINT"))
+        qInfo("flush: %zu frames, apply %.2f ms, total %.2f ms", frames, applyMs, double(timer.nsecsElapsed()) / 1e6);
 }
 
 } // namespace archlens::ui

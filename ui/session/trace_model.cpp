@@ -72,6 +72,7 @@ void TraceModel::apply(FrameBatch&& b)
     if (b.frames.empty() && b.constants.empty() && b.ids.empty())
         return;
     const int old = tokenCount();
+    m_debugTimer.start();
     for (auto& c : b.constants) {
         LayerFrames* l = layer(c.layer);
         if (!l)
@@ -93,15 +94,19 @@ void TraceModel::apply(FrameBatch&& b)
         const int64_t skip = std::max<int64_t>(0, ser.count() - f.tokenBegin);
         if (f.tokenBegin > ser.count() || width != ser.width() || skip >= rows)
             continue;
-        ser.append(f.value.f32() + skip * width, rows - skip);
+        ser.adopt(f.value, skip, f.hasStats && skip == 0 ? &f.stats : nullptr);
     }
     m_ids.insert(m_ids.end(), b.ids.begin(), b.ids.end());
     m_texts += b.texts;
     m_top5 += b.top5;
     enforceCap();
     ++m_version;
+    const qint64 appendNs = m_debugTimer.nsecsElapsed();
     if (tokenCount() != old || !b.frames.empty())
         emit grew(old, tokenCount());
+    if (qEnvironmentVariableIsSet("ARCHLENS_DEBUG_PAINT"))
+        qInfo("apply: append %.2f ms, grew handlers %.2f ms", double(appendNs) / 1e6,
+              double(m_debugTimer.nsecsElapsed() - appendNs) / 1e6);
 }
 
 const ProbeSeries* TraceModel::series(int l, Probe p) const

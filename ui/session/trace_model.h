@@ -6,6 +6,7 @@
 // drops its oldest chunks (the other probes are E or N floats per token and are kept).
 #pragma once
 
+#include <QElapsedTimer>
 #include <QObject>
 #include <QString>
 #include <QStringList>
@@ -52,7 +53,9 @@ struct ProbeFrame {
     int layer = 0;
     Probe probe = Probe::SsmX;
     int64_t tokenBegin = 0;
-    Tensor value; // (T, ...) owned copy
+    Tensor value;       // (T, ...) owned copy
+    SeriesStats stats;  // of value, computed on the worker
+    bool hasStats = false;
 };
 struct ConstantFrame {
     int layer = 0;
@@ -124,6 +127,7 @@ private:
     std::vector<LayerFrames> m_layers;
     uint64_t m_stateCap = 0;
     uint64_t m_version = 0;
+    QElapsedTimer m_debugTimer;
 };
 
 QString visibleTokenText(const QString& text); // spaces and newlines made visible

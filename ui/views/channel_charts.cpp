@@ -1,6 +1,7 @@
 #include "views/channel_charts.h"
 
 #include <QChart>
+#include <QElapsedTimer>
 #include <QGraphicsScene>
 #include <QLineSeries>
 #include <QPainter>
@@ -17,7 +18,7 @@ ChannelChartsFigure::ChannelChartsFigure(const TraceModel* model, const Selectio
     for (auto& c : m_charts) {
         c = new QChart;
         c->legend()->setAlignment(Qt::AlignRight);
-        c->setMargins(QMargins(4, 2, 4, 2));
+        c->setMargins(QMargins(2, 0, 2, 0));
         c->setAnimationOptions(QChart::NoAnimation);
         m_scene->addItem(c);
     }
@@ -65,25 +66,47 @@ void ChannelChartsFigure::rebuild(const Theme& t)
     const auto dims = chartDims();
     QByteArray k;
     auto add = [&k](const auto& v) { k.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
-    add(m_model->version()), add(L), add(token()), add(t.paper), add(t.background.rgb()), add(t.font.pointSizeF());
+    add(L), add(t.paper), add(t.background.rgb()), add(t.font.pointSizeF()), add(m_model->layerCount());
     for (auto c : chans)
         add(c);
     for (auto d : dims)
         add(d);
     const quint64 key = qHash(k);
-    if (key == m_builtKey)
-        return;
-    m_builtKey = key;
+    if (key != m_builtKey) {
+        m_builtKey = key;
+        m_dataVersion = ~quint64(0);
+        buildStructure(t, chans, dims);
+    }
+    // QtCharts re-lays out every series on replace(): while tokens stream in, refresh at most
+    // a few times a second (FigureWidget repaints once more when asked to), otherwise at once
+    m_refreshIn = 0;
+    if (m_dataVersion != m_model->version()) {
+        const bool streaming = m_fillClock.isValid() && m_fillClock.elapsed() < kStreamRefreshMs &&
+                               m_model->tokenCount() != m_filledTokens && m_filledTokens > 0;
+        if (streaming) {
+            m_refreshIn = int(kStreamRefreshMs - m_fillClock.elapsed()) + 1;
+        } else {
+            m_dataVersion = m_model->version();
+            m_filledTokens = m_model->tokenCount();
+            m_fillClock.start();
+            fillData();
+        }
+    }
+}
 
-    const ProbeSeries* hs = m_model->series(L, Probe::SsmState);
-    const ProbeSeries* ds = m_model->series(L, Probe::SsmDelta);
-    const std::vector<float>& A = m_model->A(L);
-    const int64_t N = m_model->dState(), T = m_model->tokenCount();
+// Charts, axes and series: rebuilt only when the layer, channels, dims or theme change
+// (setTheme and new axes are the expensive part of QtCharts).
+void ChannelChartsFigure::buildStructure(const Theme& t, const std::vector<int64_t>& chans,
+                                         const std::vector<int64_t>& dims)
+{
     const bool dark = !t.paper && t.background.lightness() < 128;
     const QString titles[3] = {QObject::tr("state h[c, n]"), QObject::tr("Δ[c] (step size: how much of token t enters)"),
                                QObject::tr("decay exp(Δ·A[c, n]) (1 = remember, 0 = forget)")};
     QFont small = t.font;
     small.setPointSizeF(t.font.pointSizeF() * 0.9);
+    QFont legendFont = small;
+    legendFont.setPointSizeF(small.pointSizeF() * 0.9);
+    m_lines.clear();
     for (int i = 0; i < 3; ++i) {
         QChart* c = m_charts[i];
         c->removeAllSeries();
@@ -95,15 +118,15 @@ void ChannelChartsFigure::rebuild(const Theme& t)
         c->setTitle(titles[i]);
         c->setTitleFont(small);
         c->setTitleBrush(t.text);
-        c->legend()->setFont(small);
+        c->legend()->setFont(legendFont);
         c->legend()->setLabelColor(t.text);
         auto* ax = new QValueAxis;
         auto* ay = new QValueAxis;
-        ax->setRange(0, std::max<qreal>(1, qreal(T - 1)));
         ax->setLabelFormat("%d");
         ay->setLabelFormat("%.3g");
         ay->setTickCount(3);
         ax->setTitleText(i == 2 ? QObject::tr("token position") : QString());
+        ax->setLabelsVisible(i == 2); // the three charts share the token axis
         for (QValueAxis* a : {ax, ay}) {
             a->setLabelsFont(small);
             a->setTitleFont(small);
@@ -112,56 +135,98 @@ void ChannelChartsFigure::rebuild(const Theme& t)
         }
         c->addAxis(ax, Qt::AlignBottom);
         c->addAxis(ay, Qt::AlignLeft);
-        double lo = 0, hi = 0;
-        auto addSeries = [&](const QString& name, const std::function<float(int64_t)>& f) {
+        m_axes[i] = {ax, ay};
+        auto addLine = [&](const QString& name, int64_t ch, int64_t n) {
             auto* s = new QLineSeries;
             s->setName(name);
-            QList<QPointF> pts;
-            pts.reserve(qsizetype(T));
-            for (int64_t tk = 0; tk < T; ++tk) {
-                const float v = f(tk);
-                if (std::isnan(v))
-                    continue;
-                pts.append(QPointF(qreal(tk), qreal(v)));
-                lo = std::min(lo, double(v));
-                hi = std::max(hi, double(v));
-            }
-            s->replace(pts);
             c->addSeries(s);
             s->attachAxis(ax);
             s->attachAxis(ay);
+            m_lines.push_back({i, ch, n, s});
         };
         for (int64_t ch : chans) {
             if (i == 1) {
-                if (ds)
-                    addSeries(QObject::tr("Δ c%1").arg(ch), [&](int64_t tk) { return ds->at(tk, ch); });
+                addLine(QObject::tr("Δ c%1").arg(ch), ch, -1);
                 continue;
             }
-            for (int64_t n : dims) {
-                if (i == 0 && hs)
-                    addSeries(QObject::tr("h c%1 n%2").arg(ch).arg(n), [&](int64_t tk) { return hs->at(tk, ch * N + n); });
-                if (i == 2 && ds && size_t(ch * N + n) < A.size())
-                    addSeries(QObject::tr("c%1 n%2").arg(ch).arg(n),
-                              [&](int64_t tk) { return std::exp(ds->at(tk, ch) * A[size_t(ch * N + n)]); });
-            }
+            for (int64_t n : dims)
+                addLine(i == 0 ? QObject::tr("h c%1 n%2").arg(ch).arg(n) : QObject::tr("c%1 n%2").arg(ch).arg(n), ch, n);
         }
-        if (i == 2)
-            lo = std::min(lo, 0.0), hi = std::max(hi, 1.0);
-        if (hi <= lo)
-            hi = lo + 1;
-        const double padY = (hi - lo) * 0.05;
-        ay->setRange(lo - padY, hi + padY);
-        // the current token
         auto* cursor = new QLineSeries;
-        cursor->setName(QObject::tr("token %1").arg(token()));
-        cursor->append(token(), lo - padY);
-        cursor->append(token(), hi + padY);
-        QPen pen(t.cursor, 1.5, Qt::DashLine);
-        cursor->setPen(pen);
+        cursor->setPen(QPen(t.cursor, 1.5, Qt::DashLine));
         c->addSeries(cursor);
         cursor->attachAxis(ax);
         cursor->attachAxis(ay);
+        m_cursor[i] = cursor;
     }
+}
+
+// Points and ranges for the current data: cheap enough for every coalesced update.
+void ChannelChartsFigure::fillData()
+{
+    const int L = layer();
+    const ProbeSeries* hs = m_model->series(L, Probe::SsmState);
+    const ProbeSeries* ds = m_model->series(L, Probe::SsmDelta);
+    const std::vector<float>& A = m_model->A(L);
+    const int64_t N = m_model->dState(), T = m_model->tokenCount();
+    double lo[3] = {0, 0, 0}, hi[3] = {0, 0, 1};
+    for (const Line& line : m_lines) {
+        auto f = [&](int64_t tk) -> float {
+            if (line.chart == 1)
+                return ds ? ds->at(tk, line.channel) : NAN;
+            if (line.chart == 0)
+                return hs ? hs->at(tk, line.channel * N + line.dim) : NAN;
+            const size_t a = size_t(line.channel * N + line.dim);
+            return ds && a < A.size() ? std::exp(ds->at(tk, line.channel) * A[a]) : NAN;
+        };
+        // long runs: each bucket of tokens keeps its min and max, so peaks survive
+        const int64_t buckets = std::min<int64_t>(T, kMaxBuckets);
+        QList<QPointF> pts;
+        pts.reserve(qsizetype(2 * buckets));
+        for (int64_t b = 0; b < buckets; ++b) {
+            const int64_t t0 = b * T / buckets, t1 = std::max((b + 1) * T / buckets, t0 + 1);
+            int64_t tMin = -1, tMax = -1;
+            float vMin = 0, vMax = 0;
+            for (int64_t tk = t0; tk < t1; ++tk) {
+                const float v = f(tk);
+                if (std::isnan(v))
+                    continue;
+                if (tMin < 0 || v < vMin)
+                    tMin = tk, vMin = v;
+                if (tMax < 0 || v > vMax)
+                    tMax = tk, vMax = v;
+            }
+            if (tMin < 0)
+                continue;
+            pts.append(QPointF(qreal(std::min(tMin, tMax)), qreal(tMin < tMax ? vMin : vMax)));
+            if (tMin != tMax)
+                pts.append(QPointF(qreal(std::max(tMin, tMax)), qreal(tMin < tMax ? vMax : vMin)));
+            lo[line.chart] = std::min(lo[line.chart], double(vMin));
+            hi[line.chart] = std::max(hi[line.chart], double(vMax));
+        }
+        line.series->replace(pts);
+    }
+    for (int i = 0; i < 3; ++i) {
+        if (hi[i] <= lo[i])
+            hi[i] = lo[i] + 1;
+        const double pad = (hi[i] - lo[i]) * 0.05;
+        m_axes[i].first->setRange(0, std::max<qreal>(1, qreal(T - 1)));
+        m_axes[i].second->setRange(lo[i] - pad, hi[i] + pad);
+        m_cursorY[i] = {lo[i] - pad, hi[i] + pad};
+    }
+    m_cursorToken = -2;
+}
+
+void ChannelChartsFigure::placeCursor()
+{
+    if (m_cursorToken == token())
+        return;
+    m_cursorToken = token();
+    for (int i = 0; i < 3; ++i)
+        if (m_cursor[i]) {
+            m_cursor[i]->setName(QObject::tr("token %1").arg(token()));
+            m_cursor[i]->replace({QPointF(token(), m_cursorY[i].first), QPointF(token(), m_cursorY[i].second)});
+        }
 }
 
 void ChannelChartsFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const ImageSource&)
@@ -173,7 +238,11 @@ void ChannelChartsFigure::paint(QPainter& p, const QRectF& r, const Theme& t, co
         return;
     }
     const QRectF rest = paint::drawTitle(p, r, t, title());
+    QElapsedTimer timer;
+    timer.start();
     rebuild(t);
+    placeCursor();
+    const double buildMs = double(timer.nsecsElapsed()) / 1e6;
     // lay the charts out in scene units of the target size (so text keeps its point size)
     const qreal scale = p.device() ? p.device()->logicalDpiY() / 96.0 : 1.0;
     const QSizeF sceneSize(rest.width() / scale, rest.height() / scale);
@@ -185,6 +254,8 @@ void ChannelChartsFigure::paint(QPainter& p, const QRectF& r, const Theme& t, co
     p.setRenderHint(QPainter::Antialiasing, true);
     m_scene->render(&p, rest, QRectF(QPointF(0, 0), sceneSize));
     p.restore();
+    if (qEnvironmentVariableIsSet("ARCHLENS_DEBUG_PAINT"))
+        qInfo("charts: build %.2f ms, render %.2f ms", buildMs, double(timer.nsecsElapsed()) / 1e6 - buildMs);
 }
 
 FigureHit ChannelChartsFigure::hitAt(QPointF pos) const

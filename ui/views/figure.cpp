@@ -185,7 +185,7 @@ void drawColorbar(QPainter& p, const QRectF& bar, const Theme& t, Colormap map, 
     const qreal x = bar.right() + fm.height() * 0.35 + fm.horizontalAdvance("−0.0000e-00") + fm.height() * 0.2;
     p.translate(x, bar.center().y());
     p.rotate(90);
-    const QString text = fm.elidedText(label + (s.log ? QObject::tr(" (log scale)") : QString()), Qt::ElideRight,
+    const QString text = fm.elidedText(label + (s.log ? QObject::tr(", log") : QString()), Qt::ElideRight,
                                        bar.height());
     p.drawText(QRectF(-bar.height() / 2, -fm.height(), bar.height(), fm.height()), Qt::AlignCenter, text);
     p.restore();

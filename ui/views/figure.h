@@ -59,6 +59,8 @@ public:
     virtual void zoomAt(QPointF, double /*factor*/, Qt::Orientation) {}
     virtual void panBy(QPointF /*pixels*/) {}
     virtual void resetZoom() {}
+    // > 0: the figure skipped part of an update (rate-limited) and wants a repaint this much later.
+    virtual int repaintAfterMs() const { return 0; }
 
     // The layer shown: the selection's, unless fixed (the CLI's --layer).
     int layer() const;

@@ -3,10 +3,12 @@
 #include <QApplication>
 #include <QClipboard>
 #include <QContextMenuEvent>
+#include <QElapsedTimer>
 #include <QHelpEvent>
 #include <QMenu>
 #include <QMouseEvent>
 #include <QPainter>
+#include <QTimer>
 #include <QToolTip>
 #include <QWheelEvent>
 
@@ -72,9 +74,15 @@ QImage FigureWidget::image(const HeatmapRequest& req)
 void FigureWidget::paintEvent(QPaintEvent*)
 {
     ++m_paints;
+    QElapsedTimer timer;
+    timer.start();
     QPainter p(this);
     m_figure->paint(p, QRectF(rect()), Theme::screen(palette(), font()),
                     [this](const HeatmapRequest& r) { return image(r); });
+    if (const int later = m_figure->repaintAfterMs(); later > 0)
+        QTimer::singleShot(later, this, qOverload<>(&QWidget::update));
+    if (qEnvironmentVariableIsSet("ARCHLENS_DEBUG_PAINT"))
+        qInfo("paint %s: %.2f ms", qPrintable(m_figure->key()), double(timer.nsecsElapsed()) / 1e6);
 }
 
 void FigureWidget::mousePressEvent(QMouseEvent* e)
