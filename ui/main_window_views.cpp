@@ -195,10 +195,10 @@ void MainWindow::buildViews()
     auto* stepDock = dock(tr("Scan stepper"), "dock.stepper", stepper, Qt::BottomDockWidgetArea);
     FigureWidget* charts = makeView(std::make_unique<ChannelChartsFigure>(model, &m_sel));
     auto* chartDock = dock(tr("Channel charts"), "dock.channels", charts, Qt::BottomDockWidgetArea);
-    tabifyDockWidget(stepDock, chartDock);
-    stepDock->raise();
-    first->raise();
     splitDockWidget(first, stepDock, Qt::Horizontal);
+    tabifyDockWidget(stepDock, chartDock);
+    chartDock->raise();
+    first->raise();
 
     auto* structureDock = new QDockWidget(tr("Model structure"), this);
     structureDock->setObjectName("dock.structure");

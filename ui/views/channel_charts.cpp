@@ -101,7 +101,7 @@ void ChannelChartsFigure::buildStructure(const Theme& t, const std::vector<int64
 {
     const bool dark = !t.paper && t.background.lightness() < 128;
     const QString titles[3] = {QObject::tr("state h[c, n]"), QObject::tr("Δ[c] (step size: how much of token t enters)"),
-                               QObject::tr("decay exp(Δ·A[c, n]) (1 = remember, 0 = forget)")};
+                               QObject::tr("decay exp(Δ·A[c, n]) (1 = remember, 0 = forget) · x: token position")};
     QFont small = t.font;
     small.setPointSizeF(t.font.pointSizeF() * 0.9);
     QFont legendFont = small;
@@ -125,7 +125,6 @@ void ChannelChartsFigure::buildStructure(const Theme& t, const std::vector<int64
         ax->setLabelFormat("%d");
         ay->setLabelFormat("%.3g");
         ay->setTickCount(3);
-        ax->setTitleText(i == 2 ? QObject::tr("token position") : QString());
         ax->setLabelsVisible(i == 2); // the three charts share the token axis
         for (QValueAxis* a : {ax, ay}) {
             a->setLabelsFont(small);

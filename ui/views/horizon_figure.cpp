@@ -21,6 +21,13 @@ const MemoryHorizon& HorizonFigure::horizon() const
     return m_h;
 }
 
+HeatmapRequest HorizonFigure::baseRequest() const
+{
+    HeatmapRequest q = TokenHeatmapFigure::baseRequest();
+    q.missing = kCensored;
+    return q;
+}
+
 const ProbeSeries* HorizonFigure::dataSeries() const
 {
     const MemoryHorizon& h = horizon();
@@ -39,8 +46,7 @@ QString HorizonFigure::unavailableReason() const
 
 QString HorizonFigure::subtitleNote() const
 {
-    return QObject::tr(" · grey: still above 1% at the last token (H ≥ T−1−s) · ▲ Δ spike > %1× the channel's median "
-                       "(%2 resets)")
+    return QObject::tr(" · light grey: still remembered at the end (H ≥ T−1−s) · ▲ Δ > %1× median: reset (%2)")
         .arg(double(horizon().spikeFactor), 0, 'g', 3)
         .arg(horizon().spikes.size());
 }

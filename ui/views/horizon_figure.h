@@ -20,6 +20,8 @@ public:
 
 protected:
     const ProbeSeries* dataSeries() const override;
+    HeatmapRequest baseRequest() const override;
+    static constexpr QRgb kCensored = 0xffd5dbe3; // light blue-grey: "at least T−1−s"
     QString barLabel() const override { return QObject::tr("H: tokens until below 1%"); }
     QString symbol() const override { return QStringLiteral("H"); }
     QString subtitleNote() const override;

@@ -62,13 +62,22 @@ void StepperFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const Im
                             .arg(s.layer);
     QRectF rest = paint::drawTitle(p, r, t, title(), sub);
     const QFontMetricsF fm(t.font, p.device());
-    const qreal lh = fm.height() * 1.25;
+    qreal lh = fm.height() * 1.25;
     const qreal pad = fm.height() * 0.5;
     p.setFont(t.font);
     p.setPen(t.text);
     QFont mono = t.font;
     mono.setFamily(QStringLiteral("DejaVu Sans Mono"));
     mono.setStyleHint(QFont::Monospace);
+    // the table takes at most 65% of the width (the rest draws the bars): shrink its font to fit
+    {
+        const QFontMetricsF probe(mono, p.device());
+        const qreal need = probe.horizontalAdvance(QStringLiteral("000")) +
+                           8 * probe.horizontalAdvance(QStringLiteral("-0.000e-00")) + 10 * fm.height() * 0.5;
+        const qreal room = rest.width() * 0.65;
+        if (need > room)
+            mono.setPointSizeF(std::max(t.font.pointSizeF() * 0.6, mono.pointSizeF() * room / need));
+    }
     const QFontMetricsF mm(mono, p.device());
 
     // the equations and this step's scalars
@@ -83,27 +92,32 @@ void StepperFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const Im
     rest.setTop(rest.top() + 2.3 * lh);
 
     const QStringList heads = {QObject::tr("n"),        QObject::tr("A"),         QObject::tr("exp(Δ·A)"),
-                               QObject::tr("h_{t−1}"),  QObject::tr("kept"),      QObject::tr("written Δ·B·x"),
+                               QObject::tr("h_{t−1}"),  QObject::tr("kept"),      QObject::tr("Δ·B·x"),
                                QObject::tr("h_t"),      QObject::tr("C_t"),       QObject::tr("C·h")};
-    const qreal numW = mm.horizontalAdvance(QStringLiteral("-0.000e-00")) + pad;
-    const qreal nW = mm.horizontalAdvance(QStringLiteral("000")) + pad;
+    const qreal mpad = mm.height() * 0.5;
+    const qreal numW = mm.horizontalAdvance(QStringLiteral("-0.000e-00")) + mpad;
+    const qreal nW = mm.horizontalAdvance(QStringLiteral("000")) + mpad;
     const qreal tableW = nW + numW * 8;
     const qreal barX = rest.left() + pad + tableW + pad;
     const qreal barW = std::max<qreal>(rest.right() - pad - barX, 0);
-    const qreal footer = lh * 2.6;
+    const qreal fl = fm.height() * 1.25; // footer lines use the figure font
+    const qreal footer = fl * 2.5;
     const int N = int(s.A.size());
+    lh = std::max(mm.height() * 1.2, fm.height() * 0.9); // table rows follow the (maybe smaller) table font
     m_rowH = lh;
     m_rowsShown = std::clamp(int((rest.height() - lh - footer) / lh), 0, N);
+    if (m_rowsShown < N) // room for the "… more" line
+        m_rowsShown = std::max(0, m_rowsShown - 1);
     m_table = QRectF(rest.left() + pad, rest.top() + lh, tableW + pad + barW, m_rowsShown * lh);
 
     // header
-    p.setFont(t.font);
+    p.setFont(mono);
     p.setPen(t.muted);
     qreal x = rest.left() + pad;
     for (int i = 0; i < heads.size(); ++i) {
         const qreal w = i == 0 ? nW : numW;
-        p.drawText(QRectF(x, rest.top(), w - pad / 2, lh), Qt::AlignRight | Qt::AlignVCenter,
-                   fm.elidedText(heads[i], Qt::ElideRight, w - pad / 2));
+        p.drawText(QRectF(x, rest.top(), w - mpad / 2, lh), Qt::AlignRight | Qt::AlignVCenter,
+                   mm.elidedText(heads[i], Qt::ElideRight, w - mpad / 2));
         x += w;
     }
     if (barW > fm.height() * 4)
@@ -166,23 +180,24 @@ void StepperFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const Im
                    QObject::tr("… %1 more state dimensions (enlarge the view or export the CSV)").arg(N - m_rowsShown));
     }
     // legend and the read-out
-    const qreal fy = m_table.bottom() + (m_rowsShown < N ? lh : 0) + lh * 0.3;
+    const qreal fy = m_table.bottom() + (m_rowsShown < N ? lh : 0) + fl * 0.2;
     p.setFont(mono);
     p.setPen(t.text);
-    p.drawText(QRectF(rest.left() + pad, fy, rest.width() - 2 * pad, lh), Qt::AlignLeft | Qt::AlignVCenter,
+    p.drawText(QRectF(rest.left() + pad, fy, rest.width() - 2 * pad, fl), Qt::AlignLeft | Qt::AlignVCenter,
                QObject::tr("y_t = C·h (%1) + D·x (%2) = %3   recorded y_t = %4   output y·gate = %5")
                    .arg(paint::number(s.Ch, 5), paint::number(s.Dx, 5), paint::number(s.y, 5),
                         paint::number(s.yRecorded, 5), paint::number(s.yRecorded * s.gate, 5)));
     p.setFont(t.font);
-    const qreal ly = fy + lh;
+    const qreal ly = fy + fl;
+    const qreal lhLegend = fl;
     qreal lx = rest.left() + pad;
     auto legend = [&](const QColor& c, const QString& text) {
-        p.setPen(QPen(c, lh * 0.15));
-        p.drawLine(QPointF(lx, ly + lh / 2), QPointF(lx + lh * 1.2, ly + lh / 2));
+        p.setPen(QPen(c, lhLegend * 0.15));
+        p.drawLine(QPointF(lx, ly + lhLegend / 2), QPointF(lx + lhLegend * 1.2, ly + lhLegend / 2));
         p.setPen(t.muted);
         const qreal w = fm.horizontalAdvance(text);
-        p.drawText(QRectF(lx + lh * 1.4, ly, w + 4, lh), Qt::AlignLeft | Qt::AlignVCenter, text);
-        lx += lh * 1.4 + w + lh;
+        p.drawText(QRectF(lx + lhLegend * 1.4, ly, w + 4, lhLegend), Qt::AlignLeft | Qt::AlignVCenter, text);
+        lx += lhLegend * 1.4 + w + lhLegend;
     };
     legend(decayColor, QObject::tr("decay: exp(Δ·A)·h_{t−1} (A < 0, so it shrinks toward 0)"));
     legend(writeColor, QObject::tr("write: + Δ·B·x"));
