@@ -237,7 +237,7 @@ void drawTokenAxis(QPainter& p, const QRectF& area, const Theme& t, const TraceM
         label(cursor, true);
     p.setPen(t.muted);
     p.drawText(QRectF(area.left(), area.bottom() - fm.height(), area.width(), fm.height()), Qt::AlignCenter,
-               step == 1 ? QObject::tr("token (position and text)") : QObject::tr("token (every %1th labelled)").arg(step));
+               step == 1 ? QObject::tr("token (position and text)") : QObject::tr("token (labels every %1 tokens)").arg(step));
 }
 
 // ---- tokens × channels ---------------------------------------------------------------
