@@ -1,22 +1,38 @@
-// The ArchLens main window: a model's structure and facts in docks, the prompt with its
-// token strip and the model's next-token predictions in the centre. Model work happens
-// on the ModelWorker's thread; this class only wires signals and draws.
+// The ArchLens main window: the selective-scan explorer. The prompt, run/generate controls,
+// token strip, top-5 predictions and playback sit in the centre; every view (Δ, B, C, gate,
+// state-norm, state h, scan stepper, channel charts), the model's structure and facts, the
+// memory panel and the second (comparison) session are dock widgets with unique object
+// names, so the layout is restored. Model work runs on the sessions' worker threads; this
+// class wires signals and draws. The views are built in main_window_views.cpp.
 #pragma once
 
 #include <QMainWindow>
-#include <QThread>
+#include <QMap>
 
-#include "model_worker.h"
+#include "session/model_worker.h"
+#include "session/selection.h"
+#include "session/session_controller.h"
 
+class QAction;
+class QCheckBox;
+class QComboBox;
+class QDoubleSpinBox;
 class QLabel;
 class QLineEdit;
+class QMenu;
 class QProgressBar;
 class QPushButton;
+class QScrollArea;
+class QSlider;
+class QSpinBox;
 class QTableWidget;
 class QTreeWidget;
 
 namespace archlens::ui {
 
+class Figure;
+class FigureWidget;
+class PlaybackController;
 class TokenStrip;
 
 class MainWindow : public QMainWindow {
@@ -25,49 +41,95 @@ public:
     explicit MainWindow(QWidget* parent = nullptr);
     ~MainWindow() override;
 
-    // Loads a model folder on the worker thread.
     void openModel(const QString& path);
+    void openTrace(const QString& path);
+    void saveTrace(const QString& path);
     void setPrompt(const QString& text);
     void runPrompt();
-    bool isBusy() const { return m_busy; }
-    const ModelSummary& summary() const { return m_summary; }
-    const RunResult& lastRun() const { return m_result; }
+    void stepIn();
+    void generate();
+    void setBundledModelsDir(const QString& dir);
+    void setDarkMode(bool on);
+    void setMaxNewTokens(int n);
+
+    bool isBusy() const { return m_session->isBusy(); }
+    const ModelSummary& summary() const { return m_session->summary(); }
     QString lastError() const { return m_lastError; }
+    SessionController* session() const { return m_session; }
+    SessionController* compareSession() const { return m_compare; }
+    Selection* selection() { return &m_sel; }
+    PlaybackController* playback() const { return m_playback; }
+    GenerationSettings generationSettings() const;
+    // The figure widgets by key ("delta", "B", "C", "gate", "state-norm", "state", "stepper", "channels").
+    FigureWidget* view(const QString& key) const { return m_views.value(key); }
+    QList<FigureWidget*> views() const { return m_views.values(); }
 
 signals:
     void modelReady();
     void runFinished();
+    void workFinished(const archlens::ui::WorkDone& done);
     void failed(const QString& message);
-    void requestLoad(const QString& path, const QString& backend);
-    void requestRun(const QString& prompt);
 
 protected:
     void closeEvent(QCloseEvent* e) override;
+    bool eventFilter(QObject* o, QEvent* e) override;
     void dragEnterEvent(QDragEnterEvent* e) override;
     void dropEvent(QDropEvent* e) override;
 
 private:
     void buildUi();
+    void buildMenus();
+    void buildViews();            // main_window_views.cpp
+    void buildMemoryDock();       // main_window_views.cpp
+    void buildCompareDock();      // main_window_views.cpp
+    void exportFigures(const QVector<Figure*>& figures); // main_window_views.cpp
     void setBusy(bool busy, const QString& what = {});
     void onLoaded(const ModelSummary& s);
-    void onRan(const RunResult& r);
+    void onWorkFinished(const WorkDone& d);
     void onFailed(const QString& what, const QString& message);
+    void onTokenChanged(int token);
+    void onModelCleared();
+    void onModelGrew(int oldCount, int newCount);
     void showPredictions(int token);
+    void updateLayerChoices();
+    void updateStatus();
     void chooseModelFolder();
+    void chooseCachedModel();
+    void rememberRecent(const QString& path);
+    void rebuildRecentMenu();
+    void handleKeyStep(int key);
 
-    QThread m_thread;
-    ModelWorker* m_worker = nullptr;
-    bool m_busy = false;
-    ModelSummary m_summary;
-    RunResult m_result;
+    Selection m_sel;
+    SessionController* m_session = nullptr;
+    SessionController* m_compare = nullptr;
+    PlaybackController* m_playback = nullptr;
     QString m_lastError;
+    QString m_bundledDir;
+    QMap<QString, FigureWidget*> m_views;
+    FigureWidget* m_compareView = nullptr;
+    FigureWidget* m_lastFocusedView = nullptr;
 
     QLabel* m_title = nullptr;
     QLabel* m_badge = nullptr;
     QLineEdit* m_prompt = nullptr;
     QPushButton* m_run = nullptr;
+    QPushButton* m_stepIn = nullptr;
+    QPushButton* m_generate = nullptr;
     QPushButton* m_cancel = nullptr;
+    QComboBox* m_backend = nullptr;
+    QDoubleSpinBox* m_temperature = nullptr;
+    QSpinBox* m_topK = nullptr;
+    QDoubleSpinBox* m_topP = nullptr;
+    QSpinBox* m_seed = nullptr;
+    QSpinBox* m_maxTokens = nullptr;
+    QComboBox* m_layer = nullptr;
+    QPushButton* m_play = nullptr;
+    QDoubleSpinBox* m_speed = nullptr;
+    QSlider* m_scrub = nullptr;
+    QLabel* m_position = nullptr;
+    QSpinBox* m_channel = nullptr;
     TokenStrip* m_strip = nullptr;
+    QScrollArea* m_stripScroll = nullptr;
     QLabel* m_predTitle = nullptr;
     QTableWidget* m_predictions = nullptr;
     QTreeWidget* m_structure = nullptr;
@@ -76,6 +138,15 @@ private:
     QLabel* m_statusMemory = nullptr;
     QLabel* m_statusSpeed = nullptr;
     QProgressBar* m_progress = nullptr;
+    QLabel* m_memoryText = nullptr;
+    QSpinBox* m_memoryCap = nullptr;
+    QMenu* m_recentMenu = nullptr;
+    QMenu* m_bundledMenu = nullptr;
+    QMenu* m_viewMenu = nullptr;
+    QAction* m_darkAction = nullptr;
+    QAction* m_logDelta = nullptr;
+    QAction* m_freezeState = nullptr;
+    QAction* m_stateAllTokens = nullptr;
 };
 
 } // namespace archlens::ui

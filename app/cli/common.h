@@ -34,5 +34,6 @@ void addInitModelCommand(CLI::App& app);
 void addBenchCommand(CLI::App& app);      // cmd_bench.cpp
 void addBenchScanCommand(CLI::App* bench);  // cmd_bench.cpp
 void addBenchModelCommand(CLI::App* bench); // cmd_bench_model.cpp
+void addFigureCommand(CLI::App& app);
 
 } // namespace archlens::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv)
     archlens::cli::addTraceCommand(app);
     archlens::cli::addInitModelCommand(app);
     archlens::cli::addBenchCommand(app);
+    archlens::cli::addFigureCommand(app);
 
     // Notices (such as the backend fallback) are printed once the command has succeeded,
     // so a failure always ends with exactly one line on stderr: the reason.

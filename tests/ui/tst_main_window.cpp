@@ -1,6 +1,7 @@
 // The main window, offscreen: loads the bundled demo model on its worker thread, runs a
 // prompt, and shows the tokens and the model's own top-5 predictions; bad folders give a
 // message, not a crash.
+#include <QApplication>
 #include <QSignalSpy>
 #include <QTableWidget>
 #include <QTest>
@@ -14,12 +15,13 @@
 #include "ops/math.h"
 #include "token_strip.h"
 #include "tokenizer/tokenizer.h"
+#include "ui_test_util.h"
 
 using namespace archlens;
 
 class TestMainWindow : public QObject {
     Q_OBJECT
-    const QString demo = QStringLiteral(ARCHLENS_SOURCE_DIR "/resources/models/mamba-demo-untrained");
+    const QString demo = uitest::demoModel();
 
 private slots:
     void loadsTheDemoModelAndLabelsItUntrained()
@@ -57,14 +59,14 @@ private slots:
         auto model = loadModel(demo.toStdString(), std::shared_ptr<Backend>(makeCpuReferenceBackend()));
         auto state = model->newState();
         const Tensor logits = model->forward(ids, *state, nullptr, ForwardMode::Chunk, false);
-        std::vector<float> p(size_t(logits.numel()));
+        std::vector<float> p(static_cast<size_t>(logits.numel()));
         softmax(logits.f32(), p.data(), logits.numel());
         const int best = int(std::max_element(p.begin(), p.end()) - p.begin());
         auto* table = w.findChild<QTableWidget*>("predictions");
         QVERIFY(table);
         QCOMPARE(table->rowCount(), 5);
         QCOMPARE(table->item(0, 1)->text().toInt(), best);
-        const auto& top = w.lastRun().top5.back();
+        const auto& top = w.session()->model()->top5().back();
         QVERIFY(std::fabs(top[0].probability - p[size_t(best)]) < 1e-5f);
         for (int i = 1; i < top.size(); ++i)
             QVERIFY(top[i - 1].probability >= top[i].probability);
@@ -72,7 +74,8 @@ private slots:
         // stepping to another token shows that token's predictions
         QTest::keyClick(strip, Qt::Key_Home);
         QCOMPARE(strip->current(), 0);
-        QCOMPARE(table->item(0, 1)->text().toInt(), w.lastRun().top5.front()[0].id);
+        QCOMPARE(w.selection()->token(), 0);
+        QCOMPARE(table->item(0, 1)->text().toInt(), w.session()->model()->top5().front()[0].id);
     }
 
     void badFolderGivesAMessageNotACrash()
@@ -83,6 +86,15 @@ private slots:
         QVERIFY(failed.wait(20000));
         QVERIFY(w.lastError().contains("/no/such/model"));
         QVERIFY(!w.isBusy());
+    }
+
+    void darkPaletteToggles()
+    {
+        ui::MainWindow w;
+        w.setDarkMode(true);
+        QVERIFY(QApplication::palette().color(QPalette::Base).lightness() < 100);
+        w.setDarkMode(false);
+        QVERIFY(QApplication::palette().color(QPalette::Base).lightness() > 150);
     }
 };
 
