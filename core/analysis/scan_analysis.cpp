@@ -71,19 +71,19 @@ Tensor gatherProbe(std::span<const FramePtr> frames, int layer, Probe probe)
         throw makeError(ErrorCode::InvalidArgument, "{} is not a per-token frame probe", probeName(probe));
     int64_t width = -1;
     for (size_t i = 0; i < frames.size(); ++i) {
-        const std::vector<float>* v = frames[i] ? frames[i]->probe(layer, probe) : nullptr;
-        if (!v)
+        const std::span<const float> v = frames[i] ? frames[i]->probe(layer, probe) : std::span<const float>();
+        if (v.empty())
             throw makeError(ErrorCode::InvalidArgument, "{} of layer {} is missing at frame {}{}", probeName(probe), layer,
                             i, frames[i] ? fmt::format(" (token {})", frames[i]->token) : std::string(" (no frame)"));
         if (width < 0)
-            width = int64_t(v->size());
-        else if (int64_t(v->size()) != width)
+            width = int64_t(v.size());
+        else if (int64_t(v.size()) != width)
             throw makeError(ErrorCode::Shape, "{} of layer {} has {} values at token {} but {} before",
-                            probeName(probe), layer, v->size(), frames[i]->token, width);
+                            probeName(probe), layer, v.size(), frames[i]->token, width);
     }
     Tensor out = Tensor::empty({int64_t(frames.size()), std::max<int64_t>(width, 0)});
     for (size_t i = 0; i < frames.size(); ++i) {
-        const auto& v = *frames[i]->probe(layer, probe);
+        const auto v = frames[i]->probe(layer, probe);
         std::copy(v.begin(), v.end(), out.f32() + int64_t(i) * width);
     }
     return out;

@@ -13,22 +13,20 @@ namespace {
 // Bookkeeping bytes counted per heap block on top of its payload (malloc header, vector and
 // shared_ptr control block): enough that the count tracks resident memory, not exact.
 constexpr uint64_t kBlockOverhead = 32;
+// Per entry in the age and state maps (red-black tree node + key + malloc header).
+constexpr uint64_t kMapNodeBytes = 80;
 
 uint64_t frameBytes(const TokenFrame& f)
 {
-    uint64_t bytes = sizeof(TokenFrame) + kBlockOverhead;
-    bytes += f.top.capacity() * sizeof(TopToken) + kBlockOverhead;
-    bytes += f.layers.capacity() * sizeof(LayerFrame) + kBlockOverhead;
-    for (const LayerFrame& l : f.layers)
-        for (const auto& v : l.values)
-            if (v.capacity() > 0)
-                bytes += v.capacity() * sizeof(float) + kBlockOverhead;
-    return bytes;
+    return sizeof(TokenFrame) + 2 * kBlockOverhead + kMapNodeBytes            // frame + control block, age map
+        + f.top.capacity() * sizeof(TopToken) + kBlockOverhead                 //
+        + f.data.capacity() * sizeof(float) + kBlockOverhead                   //
+        + f.index.capacity() * sizeof(TokenFrame::Slice) + kBlockOverhead;     //
 }
 
 uint64_t stateBytes(const StateFrame& s)
 {
-    return sizeof(StateFrame) + 2 * kBlockOverhead + s.h.capacity() * sizeof(float);
+    return sizeof(StateFrame) + 3 * kBlockOverhead + 2 * kMapNodeBytes + s.h.capacity() * sizeof(float);
 }
 
 bool inRanges(const std::vector<TokenRange>& ranges, int64_t t)
@@ -78,13 +76,13 @@ int frameProbeSlot(Probe p)
     return -1;
 }
 
-const std::vector<float>* TokenFrame::probe(int layer, Probe p) const
+std::span<const float> TokenFrame::probe(int layer, Probe p) const
 {
     const int slot = frameProbeSlot(p);
-    if (slot < 0 || layer < 0 || size_t(layer) >= layers.size())
-        return nullptr;
-    const auto& v = layers[size_t(layer)].values[size_t(slot)];
-    return v.empty() ? nullptr : &v;
+    if (slot < 0 || layer < 0 || layer >= layerCount())
+        return {};
+    const Slice s = index[size_t(layer * kFrameProbeCount + slot)];
+    return std::span<const float>(data).subspan(s.offset, s.size);
 }
 
 FrameSelection FrameSelection::lightDefaults()
@@ -141,16 +139,13 @@ bool FrameStore::hasState(int64_t token, int layer) const
 
 std::vector<FramePtr> FrameStore::takeNewFrames()
 {
-    std::vector<std::weak_ptr<const TokenFrame>> taken;
-    {
-        std::lock_guard lock(m_mutex);
-        taken.swap(m_new);
-    }
+    std::lock_guard lock(m_mutex);
     std::vector<FramePtr> out;
-    out.reserve(taken.size());
-    for (auto& w : taken)
-        if (auto p = w.lock())
-            out.push_back(std::move(p));
+    out.reserve(m_new.size());
+    for (const auto& [token, age] : m_new)
+        if (size_t(token) < m_frames.size() && m_frames[size_t(token)].frame && m_frames[size_t(token)].age == age)
+            out.push_back(m_frames[size_t(token)].frame);
+    m_new.clear();
     return out;
 }
 
@@ -178,7 +173,8 @@ FrameStoreUsage FrameStore::usage() const
     u.frameBytes = m_frameBytes;
     u.stateBytes = m_stateBytes;
     u.reservedBytes = m_reservedBytes;
-    u.usedBytes = m_frameBytes + m_stateBytes + m_reservedBytes;
+    u.usedBytes = usedLocked();
+    u.bookkeepingBytes = u.usedBytes - m_frameBytes - m_stateBytes - m_reservedBytes;
     u.frames = m_frameCount;
     u.states = int64_t(m_states.size());
     u.droppedFrames = m_droppedFrames;
@@ -305,13 +301,10 @@ void FrameStore::record(int layer, Probe p, int64_t tokenBegin, const Tensor& va
         const int64_t t = tokenBegin + r;
         if (skipLight(t))
             continue;
-        auto& f = m_building[t];
-        if (!f) {
-            f = std::make_shared<TokenFrame>();
-            f->token = t;
-            f->layers.resize(size_t(m_layerCount));
-        }
-        f->layers[size_t(layer)].values[size_t(slot)].assign(data + r * rowElems, data + (r + 1) * rowElems);
+        Building& b = m_building[t];
+        if (b.rows.empty())
+            b.rows.resize(size_t(m_layerCount * kFrameProbeCount));
+        b.rows[size_t(layer * kFrameProbeCount + slot)].assign(data + r * rowElems, data + (r + 1) * rowElems);
     }
 }
 
@@ -336,13 +329,20 @@ void FrameStore::finishTokens(int64_t tokenBegin, std::span<const int32_t> ids, 
         const int64_t t = tokenBegin + r;
         if (skipLight(t))
             continue;
-        std::shared_ptr<TokenFrame> f;
-        if (auto it = m_building.find(t); it != m_building.end())
-            f = std::move(it->second);
-        else {
-            f = std::make_shared<TokenFrame>();
-            f->token = t;
-            f->layers.resize(size_t(m_layerCount));
+        auto f = std::make_shared<TokenFrame>();
+        f->token = t;
+        f->index.resize(size_t(m_layerCount * kFrameProbeCount));
+        if (auto it = m_building.find(t); it != m_building.end()) {
+            size_t total = 0;
+            for (const auto& row : it->second.rows)
+                total += row.size();
+            f->data.reserve(total);
+            for (size_t k = 0; k < it->second.rows.size(); ++k) {
+                const auto& row = it->second.rows[k];
+                f->index[k] = {uint32_t(f->data.size()), uint32_t(row.size())};
+                f->data.insert(f->data.end(), row.begin(), row.end());
+            }
+            m_building.erase(it);
         }
         f->id = ids[size_t(r)];
         if (t >= firstLogitToken && logitRows > 0)
@@ -367,8 +367,12 @@ void FrameStore::finishTokens(int64_t tokenBegin, std::span<const int32_t> ids, 
         m_frameAges.emplace(slot.age, int64_t(t));
         m_frameBytes += slot.bytes;
         ++m_frameCount;
-        m_new.push_back(slot.frame);
+        m_new.emplace_back(int64_t(t), slot.age);
     }
+    if (m_new.size() > 2 * size_t(m_frameCount) + 1024) // nobody takes them: forget the dropped ones
+        std::erase_if(m_new, [&](const auto& e) {
+            return size_t(e.first) >= m_frames.size() || m_frames[size_t(e.first)].age != e.second;
+        });
     for (auto& s : states) {
         const StateKey key{s->token, s->layer};
         dropStateLocked(key);
@@ -413,11 +417,11 @@ void FrameStore::clear()
     m_building.clear();
     m_buildingStates.clear();
     std::lock_guard lock(m_mutex);
-    m_frames.clear();
+    std::vector<FrameSlot>().swap(m_frames); // release the capacity too: it is counted
     m_states.clear();
     m_frameAges.clear();
     m_stateAges.clear();
-    m_new.clear();
+    std::vector<std::pair<int64_t, uint64_t>>().swap(m_new);
     m_constants.clear();
     m_requests.clear();
     m_frameBytes = m_stateBytes = 0;
@@ -449,13 +453,24 @@ void FrameStore::dropStateLocked(const StateKey& key)
     m_states.erase(it);
 }
 
+uint64_t FrameStore::usedLocked() const
+{
+    return m_frameBytes + m_stateBytes + m_reservedBytes + m_frames.capacity() * sizeof(FrameSlot)
+        + m_new.capacity() * sizeof(m_new[0]);
+}
+
 // States first (they are 2N times a light frame's per-layer bytes), oldest inserted first, then
-// light frames; the pinned range stays. Stops when only pinned entries and reserved bytes remain.
+// light frames; the pinned range stays. Once over the cap it frees down to 98% of it, so a run
+// at the cap drops in batches instead of on every token. Stops when only pinned entries and
+// reserved bytes remain.
 void FrameStore::evictLocked()
 {
-    auto used = [&] { return m_frameBytes + m_stateBytes + m_reservedBytes; };
+    if (usedLocked() <= m_capBytes)
+        return;
+    const uint64_t target = m_capBytes - m_capBytes / 50;
+    auto used = [&] { return usedLocked(); };
     bool dropped = false;
-    for (auto it = m_stateAges.begin(); used() > m_capBytes && it != m_stateAges.end();) {
+    for (auto it = m_stateAges.begin(); used() > target && it != m_stateAges.end();) {
         const StateKey key = it->second;
         ++it;
         if (m_pinned.contains(key.first))
@@ -464,7 +479,7 @@ void FrameStore::evictLocked()
         ++m_droppedStates;
         dropped = true;
     }
-    for (auto it = m_frameAges.begin(); used() > m_capBytes && it != m_frameAges.end();) {
+    for (auto it = m_frameAges.begin(); used() > target && it != m_frameAges.end();) {
         const int64_t token = it->second;
         ++it;
         if (m_pinned.contains(token))

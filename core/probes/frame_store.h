@@ -6,7 +6,8 @@
 //
 // Memory: everything it holds is counted against a cap (default 1 GiB, adjustable while
 // running; the session adds its state checkpoints as "reserved" bytes). Over the cap it drops
-// ssm.state frames first, oldest inserted first, then light frames, oldest first; the tokens
+// ssm.state frames first, oldest inserted first, then light frames, oldest first, down to 98% of
+// the cap (so a run at the cap drops in batches); the tokens
 // the views show (the pinned range) are never dropped, nor are the checkpoints. Dropped frames
 // can be recomputed by the session (RunSession::recompute / processRequests) from the nearest
 // checkpoint, bit-identical to what was dropped.
@@ -60,19 +61,24 @@ struct TopToken {
     float probability = 0.f; // softmax over the whole vocabulary
 };
 
-struct LayerFrame {
-    std::array<std::vector<float>, kFrameProbeCount> values; // by slot; empty when not recorded
-};
-
-// What one token's forward produced. Published frames are immutable.
+// What one token's forward produced. Published frames are immutable. The recorded rows sit back
+// to back in one block (one allocation per frame keeps the heap from fragmenting when frames and
+// states are dropped and refilled for hours).
 struct TokenFrame {
-    int64_t token = -1;             // absolute position in the session
-    int32_t id = -1;                // the token id at that position
-    std::vector<TopToken> top;      // the model's predictions for token + 1, best first
-    std::vector<LayerFrame> layers; // index = layer (empty LayerFrames for unwatched layers)
+    int64_t token = -1;        // absolute position in the session
+    int32_t id = -1;           // the token id at that position
+    std::vector<TopToken> top; // the model's predictions for token + 1, best first
 
-    // The probe's values for this token ((E) or (N)), or null when it was not recorded.
-    const std::vector<float>* probe(int layer, Probe p) const;
+    // The probe's values for this token ((E) or (N)); empty when it was not recorded.
+    std::span<const float> probe(int layer, Probe p) const;
+    bool has(int layer, Probe p) const { return !probe(layer, p).empty(); }
+    int layerCount() const { return int(index.size() / kFrameProbeCount); }
+
+    struct Slice {
+        uint32_t offset = 0, size = 0;
+    };
+    std::vector<float> data;  // every recorded row
+    std::vector<Slice> index; // (layer, slot) -> slice of data
 };
 
 // h after one token in one layer, (E, N) row-major.
@@ -100,10 +106,11 @@ struct FrameSelection {
 
 struct FrameStoreUsage {
     uint64_t capBytes = 0;
-    uint64_t usedBytes = 0;     // frames + states + reserved
+    uint64_t usedBytes = 0;     // frames + states + reserved + bookkeeping
     uint64_t frameBytes = 0;    // light frames (payload and bookkeeping, approximately)
     uint64_t stateBytes = 0;    // ssm.state frames
     uint64_t reservedBytes = 0; // the session's checkpoints
+    uint64_t bookkeepingBytes = 0; // the token index and the new-frame list
     int64_t frames = 0, states = 0;
     int64_t droppedFrames = 0, droppedStates = 0; // evicted so far
 };
@@ -173,6 +180,7 @@ private:
     using StateKey = std::pair<int64_t, int>;
 
     bool stateWanted(int layer, int64_t token) const;
+    uint64_t usedLocked() const;
     bool skipLight(int64_t token) const;
     void evictLocked();
     void dropFrameLocked(int64_t token);
@@ -184,7 +192,10 @@ private:
     // worker-only
     FrameSelection m_active; // selection frozen for the current forward call
     RecordWindow m_window;
-    std::map<int64_t, std::shared_ptr<TokenFrame>> m_building;
+    struct Building {
+        std::vector<std::vector<float>> rows; // (layer, slot)
+    };
+    std::map<int64_t, Building> m_building;
     std::vector<std::shared_ptr<StateFrame>> m_buildingStates;
     std::vector<bool> m_present; // onlyMissing: which window tokens were already published
 
@@ -200,7 +211,7 @@ private:
     std::map<StateKey, StateSlot> m_states;
     std::map<uint64_t, int64_t> m_frameAges;  // age -> token
     std::map<uint64_t, StateKey> m_stateAges; // age -> (token, layer)
-    std::vector<std::weak_ptr<const TokenFrame>> m_new;
+    std::vector<std::pair<int64_t, uint64_t>> m_new; // (token, age) published since takeNewFrames
     std::map<std::pair<int, std::string>, Tensor> m_constants;
     std::vector<RecomputeRequest> m_requests;
     TokenRange m_pinned;

@@ -30,20 +30,17 @@ Tensor stateTensor(const StatePtr& s)
 
 bool sameFrame(const TokenFrame& a, const TokenFrame& b)
 {
-    if (a.token != b.token || a.id != b.id || a.layers.size() != b.layers.size() || a.top.size() != b.top.size())
+    if (a.token != b.token || a.id != b.id || a.top.size() != b.top.size() || a.data.size() != b.data.size() ||
+        a.index.size() != b.index.size())
         return false;
     for (size_t i = 0; i < a.top.size(); ++i)
         if (a.top[i].id != b.top[i].id || std::memcmp(&a.top[i].logit, &b.top[i].logit, sizeof(float)) != 0 ||
             std::memcmp(&a.top[i].probability, &b.top[i].probability, sizeof(float)) != 0)
             return false;
-    for (size_t l = 0; l < a.layers.size(); ++l)
-        for (size_t s = 0; s < size_t(kFrameProbeCount); ++s) {
-            const auto& va = a.layers[l].values[s];
-            const auto& vb = b.layers[l].values[s];
-            if (va.size() != vb.size() || std::memcmp(va.data(), vb.data(), va.size() * sizeof(float)) != 0)
-                return false;
-        }
-    return true;
+    for (size_t i = 0; i < a.index.size(); ++i)
+        if (a.index[i].offset != b.index[i].offset || a.index[i].size != b.index[i].size)
+            return false;
+    return std::memcmp(a.data.data(), b.data.data(), a.data.size() * sizeof(float)) == 0;
 }
 
 SessionOptions recurrentOptions(uint64_t cap)

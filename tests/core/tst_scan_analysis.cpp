@@ -226,7 +226,7 @@ TEST(ScanStepper, GathersFromFrameStore)
     const Tensor delta = gatherProbe(frames, 1, Probe::SsmDelta);
     EXPECT_EQ(delta.shape(), (Shape{30, model.info().dInner}));
     EXPECT_EQ(gatherProbe(frames, 1, Probe::SsmB).shape(), (Shape{30, model.info().dState}));
-    EXPECT_EQ(delta.f32()[7 * delta.dim(1) + 3], (*frames[7]->probe(1, Probe::SsmDelta))[3]);
+    EXPECT_EQ(delta.f32()[7 * delta.dim(1) + 3], frames[7]->probe(1, Probe::SsmDelta)[3]);
     const Tensor A = session.store().constant(1, "A");
     ASSERT_TRUE(A.defined());
     EXPECT_EQ(memoryHorizons(delta, A, 3).size(), 30u);
