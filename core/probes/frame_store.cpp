@@ -10,23 +10,23 @@ namespace archlens {
 
 namespace {
 
-// Bookkeeping bytes counted per heap block on top of its payload (malloc header, vector and
-// shared_ptr control block): enough that the count tracks resident memory, not exact.
-constexpr uint64_t kBlockOverhead = 32;
-// Per entry in the age and state maps (red-black tree node + key + malloc header).
-constexpr uint64_t kMapNodeBytes = 80;
+// What the pool hands out for one map node (red-black node header + key/value).
+template <class K, class V>
+constexpr size_t kNodeBytes = 32 + sizeof(std::pair<const K, V>);
+// allocate_shared puts the object and its control block in one block.
+constexpr size_t kSharedOverhead = 16;
 
 uint64_t frameBytes(const TokenFrame& f)
 {
-    return sizeof(TokenFrame) + 2 * kBlockOverhead + kMapNodeBytes            // frame + control block, age map
-        + f.top.capacity() * sizeof(TopToken) + kBlockOverhead                 //
-        + f.data.capacity() * sizeof(float) + kBlockOverhead                   //
-        + f.index.capacity() * sizeof(TokenFrame::Slice) + kBlockOverhead;     //
+    return PoolSet::blockBytes(sizeof(TokenFrame) + kSharedOverhead) + f.storage.blockBytes()
+        + PoolSet::blockBytes(kNodeBytes<uint64_t, int64_t>);
 }
 
 uint64_t stateBytes(const StateFrame& s)
 {
-    return sizeof(StateFrame) + 3 * kBlockOverhead + 2 * kMapNodeBytes + s.h.capacity() * sizeof(float);
+    return PoolSet::blockBytes(sizeof(StateFrame) + kSharedOverhead) + s.storage.blockBytes()
+        + PoolSet::blockBytes(kNodeBytes<std::pair<int64_t, int>, std::pair<StatePtr, uint64_t>>)
+        + PoolSet::blockBytes(kNodeBytes<uint64_t, std::pair<int64_t, int>>);
 }
 
 bool inRanges(const std::vector<TokenRange>& ranges, int64_t t)
@@ -44,13 +44,13 @@ bool rangesIntersect(const std::vector<TokenRange>& ranges, const TokenRange& r)
 }
 
 // Top-k of one logits row by logit (ties: lower id first), with softmax probabilities.
-std::vector<TopToken> topOf(const float* row, int64_t V, int k)
+std::vector<TopToken> topOf(const float* row, int64_t V, int k, std::vector<int32_t>& order)
 {
     std::vector<TopToken> out;
     if (k <= 0 || V <= 0)
         return out;
     const int64_t kk = std::min<int64_t>(k, V);
-    std::vector<int32_t> order(static_cast<size_t>(V));
+    order.resize(size_t(V));
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + kk, order.end(), [&](int32_t a, int32_t b) {
         return row[a] > row[b] || (row[a] == row[b] && a < b);
@@ -95,9 +95,13 @@ FrameSelection FrameSelection::lightDefaults()
 
 FrameStore::FrameStore(int layerCount, FrameSelection selection, uint64_t capBytes)
     : m_layerCount(layerCount)
+    , m_pool(std::make_shared<PoolSet>())
     , m_active(selection)
     , m_selection(std::move(selection))
     , m_capBytes(capBytes)
+    , m_states(PoolAllocator<std::pair<const StateKey, StateSlot>>(m_pool))
+    , m_frameAges(PoolAllocator<std::pair<const uint64_t, int64_t>>(m_pool))
+    , m_stateAges(PoolAllocator<std::pair<const uint64_t, StateKey>>(m_pool))
 {
     ARCHLENS_ASSERT(layerCount > 0);
 }
@@ -175,6 +179,7 @@ FrameStoreUsage FrameStore::usage() const
     u.reservedBytes = m_reservedBytes;
     u.usedBytes = usedLocked();
     u.bookkeepingBytes = u.usedBytes - m_frameBytes - m_stateBytes - m_reservedBytes;
+    u.pooledBytes = m_pool->mappedBytes();
     u.frames = m_frameCount;
     u.states = int64_t(m_states.size());
     u.droppedFrames = m_droppedFrames;
@@ -243,6 +248,18 @@ void FrameStore::beginTokens(const RecordWindow& window)
         m_present[size_t(t - window.tokens.begin)] = t >= 0 && size_t(t) < m_frames.size() && m_frames[size_t(t)].frame;
 }
 
+// Keeps a few emptied buildings (rows cleared, capacity kept): a frame's rows are assembled in
+// them without allocating, so the worker's heap does not grow holes token after token.
+void FrameStore::recycle(Building&& b)
+{
+    constexpr size_t kMaxSpare = 8;
+    if (m_spare.size() >= kMaxSpare)
+        return;
+    for (auto& row : b.rows)
+        row.clear();
+    m_spare.push_back(std::move(b));
+}
+
 bool FrameStore::skipLight(int64_t token) const
 {
     return !m_window.tokens.contains(token)
@@ -283,12 +300,15 @@ void FrameStore::record(int layer, Probe p, int64_t tokenBegin, const Tensor& va
             const int64_t t = tokenBegin + r;
             if (!m_window.tokens.contains(t) || !stateWanted(layer, t))
                 continue;
-            auto s = std::make_shared<StateFrame>();
+            auto s = std::allocate_shared<StateFrame>(PoolAllocator<StateFrame>(m_pool));
             s->token = t;
             s->layer = layer;
             s->E = value.dim(1);
             s->N = value.dim(2);
-            s->h.assign(data + r * rowElems, data + (r + 1) * rowElems);
+            s->storage = PooledBlock(m_pool, size_t(rowElems) * sizeof(float));
+            auto* h = reinterpret_cast<float*>(s->storage.data());
+            std::copy(data + r * rowElems, data + (r + 1) * rowElems, h);
+            s->h = {h, size_t(rowElems)};
             m_buildingStates.push_back(std::move(s));
         }
         return;
@@ -301,7 +321,12 @@ void FrameStore::record(int layer, Probe p, int64_t tokenBegin, const Tensor& va
         const int64_t t = tokenBegin + r;
         if (skipLight(t))
             continue;
-        Building& b = m_building[t];
+        auto [it, inserted] = m_building.try_emplace(t);
+        Building& b = it->second;
+        if (inserted && !m_spare.empty()) {
+            b = std::move(m_spare.back());
+            m_spare.pop_back();
+        }
         if (b.rows.empty())
             b.rows.resize(size_t(m_layerCount * kFrameProbeCount));
         b.rows[size_t(layer * kFrameProbeCount + slot)].assign(data + r * rowElems, data + (r + 1) * rowElems);
@@ -325,32 +350,52 @@ void FrameStore::finishTokens(int64_t tokenBegin, std::span<const int32_t> ids, 
     const int64_t firstLogitToken = tokenBegin + T - logitRows;
 
     std::vector<std::shared_ptr<TokenFrame>> ready;
+    std::vector<int32_t> order;
+    const size_t slices = size_t(m_layerCount * kFrameProbeCount);
     for (int64_t r = 0; r < T; ++r) {
         const int64_t t = tokenBegin + r;
         if (skipLight(t))
             continue;
-        auto f = std::make_shared<TokenFrame>();
-        f->token = t;
-        f->index.resize(size_t(m_layerCount * kFrameProbeCount));
-        if (auto it = m_building.find(t); it != m_building.end()) {
-            size_t total = 0;
+        const std::vector<TopToken> top = t >= firstLogitToken && logitRows > 0
+            ? topOf(logits->f32() + (t - firstLogitToken) * V, V, m_active.topK, order)
+            : std::vector<TopToken>();
+        auto it = m_building.find(t);
+        size_t floats = 0;
+        if (it != m_building.end())
             for (const auto& row : it->second.rows)
-                total += row.size();
-            f->data.reserve(total);
+                floats += row.size();
+        // one block: [Slice index][TopToken top][float rows], all 4-byte fields
+        const size_t indexBytes = slices * sizeof(TokenFrame::Slice);
+        const size_t topBytes = top.size() * sizeof(TopToken);
+        auto f = std::allocate_shared<TokenFrame>(PoolAllocator<TokenFrame>(m_pool));
+        f->token = t;
+        f->id = ids[size_t(r)];
+        f->storage = PooledBlock(m_pool, indexBytes + topBytes + floats * sizeof(float));
+        std::byte* base = f->storage.data();
+        auto* index = reinterpret_cast<TokenFrame::Slice*>(base);
+        auto* topOut = reinterpret_cast<TopToken*>(base + indexBytes);
+        auto* rows = reinterpret_cast<float*>(base + indexBytes + topBytes);
+        std::fill(index, index + slices, TokenFrame::Slice{});
+        std::copy(top.begin(), top.end(), topOut);
+        if (it != m_building.end()) {
+            size_t offset = 0;
             for (size_t k = 0; k < it->second.rows.size(); ++k) {
                 const auto& row = it->second.rows[k];
-                f->index[k] = {uint32_t(f->data.size()), uint32_t(row.size())};
-                f->data.insert(f->data.end(), row.begin(), row.end());
+                index[k] = {uint32_t(offset), uint32_t(row.size())};
+                std::copy(row.begin(), row.end(), rows + offset);
+                offset += row.size();
             }
+            recycle(std::move(it->second));
             m_building.erase(it);
         }
-        f->id = ids[size_t(r)];
-        if (t >= firstLogitToken && logitRows > 0)
-            f->top = topOf(logits->f32() + (t - firstLogitToken) * V, V, m_active.topK);
+        f->index = {index, slices};
+        f->top = {topOut, top.size()};
+        f->data = {rows, floats};
         ready.push_back(std::move(f));
     }
+    for (auto& [t, b] : m_building)
+        recycle(std::move(b));
     m_building.clear();
-    auto states = std::exchange(m_buildingStates, {});
 
     std::lock_guard lock(m_mutex);
     for (auto& f : ready) {
@@ -373,7 +418,7 @@ void FrameStore::finishTokens(int64_t tokenBegin, std::span<const int32_t> ids, 
         std::erase_if(m_new, [&](const auto& e) {
             return size_t(e.first) >= m_frames.size() || m_frames[size_t(e.first)].age != e.second;
         });
-    for (auto& s : states) {
+    for (auto& s : m_buildingStates) {
         const StateKey key{s->token, s->layer};
         dropStateLocked(key);
         StateSlot slot;
@@ -383,6 +428,7 @@ void FrameStore::finishTokens(int64_t tokenBegin, std::span<const int32_t> ids, 
         m_stateAges.emplace(slot.age, key);
         m_states.emplace(key, std::move(slot));
     }
+    m_buildingStates.clear();
     evictLocked();
     bumpRevision();
 }

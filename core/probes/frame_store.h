@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "probes/block_pool.h"
 #include "probes/probes.h"
 #include "tensor/tensor.h"
 
@@ -61,13 +62,13 @@ struct TopToken {
     float probability = 0.f; // softmax over the whole vocabulary
 };
 
-// What one token's forward produced. Published frames are immutable. The recorded rows sit back
-// to back in one block (one allocation per frame keeps the heap from fragmenting when frames and
-// states are dropped and refilled for hours).
+// What one token's forward produced. Published frames are immutable. The frame object, its
+// index, its top-k and its recorded rows live in pooled blocks (block_pool.h: dropping and
+// refilling frames for hours must not fragment memory).
 struct TokenFrame {
-    int64_t token = -1;        // absolute position in the session
-    int32_t id = -1;           // the token id at that position
-    std::vector<TopToken> top; // the model's predictions for token + 1, best first
+    int64_t token = -1; // absolute position in the session
+    int32_t id = -1;    // the token id at that position
+    std::span<const TopToken> top; // the model's predictions for token + 1, best first
 
     // The probe's values for this token ((E) or (N)); empty when it was not recorded.
     std::span<const float> probe(int layer, Probe p) const;
@@ -77,8 +78,9 @@ struct TokenFrame {
     struct Slice {
         uint32_t offset = 0, size = 0;
     };
-    std::vector<float> data;  // every recorded row
-    std::vector<Slice> index; // (layer, slot) -> slice of data
+    std::span<const float> data;  // every recorded row, back to back
+    std::span<const Slice> index;  // (layer, slot) -> slice of data
+    PooledBlock storage;           // owns top, index and data
 };
 
 // h after one token in one layer, (E, N) row-major.
@@ -86,7 +88,8 @@ struct StateFrame {
     int64_t token = -1;
     int layer = -1;
     int64_t E = 0, N = 0;
-    std::vector<float> h;
+    std::span<const float> h; // (E, N)
+    PooledBlock storage;      // owns h
 };
 
 using FramePtr = std::shared_ptr<const TokenFrame>;
@@ -111,6 +114,7 @@ struct FrameStoreUsage {
     uint64_t stateBytes = 0;    // ssm.state frames
     uint64_t reservedBytes = 0; // the session's checkpoints
     uint64_t bookkeepingBytes = 0; // the token index and the new-frame list
+    uint64_t pooledBytes = 0;   // memory mapped for the store's blocks (live and free, any holder)
     int64_t frames = 0, states = 0;
     int64_t droppedFrames = 0, droppedStates = 0; // evicted so far
 };
@@ -188,6 +192,9 @@ private:
     void bumpRevision() { m_revision.fetch_add(1); }
 
     const int m_layerCount;
+    const std::shared_ptr<PoolSet> m_pool; // frames, states and the maps' nodes
+    template <class K, class V>
+    using PoolMap = std::map<K, V, std::less<K>, PoolAllocator<std::pair<const K, V>>>;
 
     // worker-only
     FrameSelection m_active; // selection frozen for the current forward call
@@ -196,7 +203,9 @@ private:
         std::vector<std::vector<float>> rows; // (layer, slot)
     };
     std::map<int64_t, Building> m_building;
-    std::vector<std::shared_ptr<StateFrame>> m_buildingStates;
+    std::vector<Building> m_spare; // emptied buildings whose row capacity is reused (no heap churn)
+    void recycle(Building&& b);
+    std::vector<std::shared_ptr<StateFrame>> m_buildingStates; // reused; cleared after each call
     std::vector<bool> m_present; // onlyMissing: which window tokens were already published
 
     mutable std::mutex m_mutex; // guards everything below
@@ -208,9 +217,9 @@ private:
     int64_t m_droppedFrames = 0, m_droppedStates = 0;
     uint64_t m_nextAge = 1;
     std::vector<FrameSlot> m_frames; // index = token
-    std::map<StateKey, StateSlot> m_states;
-    std::map<uint64_t, int64_t> m_frameAges;  // age -> token
-    std::map<uint64_t, StateKey> m_stateAges; // age -> (token, layer)
+    PoolMap<StateKey, StateSlot> m_states;
+    PoolMap<uint64_t, int64_t> m_frameAges;  // age -> token
+    PoolMap<uint64_t, StateKey> m_stateAges; // age -> (token, layer)
     std::vector<std::pair<int64_t, uint64_t>> m_new; // (token, age) published since takeNewFrames
     std::map<std::pair<int, std::string>, Tensor> m_constants;
     std::vector<RecomputeRequest> m_requests;

@@ -25,7 +25,7 @@ Tensor stateTensor(const StatePtr& s)
     EXPECT_TRUE(s);
     if (!s)
         return {};
-    return Tensor::fromVector({s->E, s->N}, s->h);
+    return Tensor::fromVector({s->E, s->N}, std::vector<float>(s->h.begin(), s->h.end()));
 }
 
 bool sameFrame(const TokenFrame& a, const TokenFrame& b)
@@ -248,7 +248,7 @@ TEST_F(RunSessionTest, GreedyGenerationMatchesGenerator)
     for (size_t i = 0; i < 30; ++i)
         EXPECT_EQ(streamed[i].second, ref.tokens[i]) << i;
     // the frame of the last prompt token predicts the first generated token
-    EXPECT_EQ(session.store().frame(19)->top.at(0).id, streamed.front().second);
+    EXPECT_EQ(session.store().frame(19)->top[0].id, streamed.front().second);
 }
 
 TEST_F(RunSessionTest, SeededSamplingReproducesAndStepFeedsPromptFirst)

@@ -56,7 +56,8 @@ TEST(ScrubLong, HundredThousandTokensScrubbedTo73210AreExactWithinTheCap)
     for (int i = 0; i < layers; ++i) {
         ASSERT_TRUE(view.states[size_t(i)]);
         const Tensor h = Tensor::fromVector({view.states[size_t(i)]->E, view.states[size_t(i)]->N},
-                                            view.states[size_t(i)]->h);
+                                            std::vector<float>(view.states[size_t(i)]->h.begin(),
+                                                               view.states[size_t(i)]->h.end()));
         EXPECT_TRUE(test::bitEqual(h, test::ssmState(*ref, i))) << "layer " << i;
     }
     ASSERT_TRUE(view.frame);
