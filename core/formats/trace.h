@@ -6,6 +6,9 @@
 //   /tokens int32 [T]; /token_text UTF-8 strings [T]; /logits float32 [T, V]
 //   /layers/{i}/ssm/{x,delta,B,C,state,state_norm,y,gate}  (shapes in probes/probes.h)
 //   /layers/{i}/ssm/A [E, N], /layers/{i}/ssm/D [E]  whenever any ssm probe of layer i is written
+//   /checkpoints/{t}/layers/{i}/{conv_state [E, K-1], ssm_state [E, N]}  the model state after
+//     tokens [0, t) of a checkpointed session (ModelState::tensors() names, '.' -> '/')
+//   /session/segments int64 [S, 3]  (begin, end, mode 0 recurrent / 1 chunk) of a saved session
 // Datasets are chunked + gzip, T axis extendable; the file is written to a temporary name
 // and renamed into place by finish(), so a crash or cancel never leaves a half file.
 // Readers ignore unknown datasets. Compiled only with ARCHLENS_HDF5.
@@ -61,6 +64,15 @@ public:
     void setAttribute(const std::string& name, double value);
     void setAttribute(const std::string& name, const std::vector<std::string>& values);
 
+    // The model state after tokens [0, position): ModelState::tensors() pairs, stored as
+    // /checkpoints/{position}/{name with '.' replaced by '/'} (layers.3.ssm_state ->
+    // /checkpoints/256/layers/3/ssm_state). Error(InvalidArgument) for a negative position or a
+    // name that is empty or has an empty component.
+    void writeCheckpoint(int64_t position, const std::vector<std::pair<std::string, Tensor>>& tensors);
+    // Any other whole dataset outside the schema's token-major ones (e.g. /session/segments);
+    // written once, chunked and compressed like the rest.
+    void writeTensor(const std::string& datasetPath, const Tensor& value);
+
     // Flushes, closes and renames into place.
     void finish();
 
@@ -107,6 +119,11 @@ public:
     std::string attribute(const std::string& name) const; // string root attribute ('' if absent)
                                                           // (numbers come back as decimal text)
     std::vector<std::string> attributeStrings(const std::string& name) const; // list attribute
+    // Positions under /checkpoints, ascending (groups whose name is not a number are ignored).
+    std::vector<int64_t> checkpoints() const;
+    // One checkpoint's tensors with ModelState::tensors() names ("layers.3.ssm_state"), sorted by
+    // name. Error(Format) when the position has no checkpoint.
+    std::vector<std::pair<std::string, Tensor>> readCheckpoint(int64_t position) const;
 
 private:
     TraceReader();

@@ -350,6 +350,38 @@ void RunSession::rewind(int64_t t)
     m_cursor = std::min(m_cursor, t);
 }
 
+bool RunSession::replayAll(ProbeSink* sink, const CallFn& onCall, const std::function<void(RunProgress)>& progress,
+                           const std::atomic<bool>* cancel)
+{
+    std::unique_ptr<ModelState> state = m_checkpoints.at(0)->clone();
+    const int64_t total = computedEnd();
+    int64_t pos = 0;
+    auto feed = [&](int64_t end, ForwardMode mode) {
+        const std::span<const int32_t> ids(m_tokens.data() + pos, size_t(end - pos));
+        Tensor logits = m_model.forward(ids, *state, sink, mode, /*allLogits=*/true); // (T, V)
+        if (onCall)
+            onCall(pos, ids, logits);
+        pos = end;
+        if (progress)
+            progress({pos, total});
+    };
+    for (const Segment& seg : m_segments) {
+        ARCHLENS_ASSERT(seg.begin == pos);
+        if (seg.mode == ForwardMode::Chunk) {
+            if (cancelled(cancel))
+                return false;
+            feed(seg.end, ForwardMode::Chunk);
+            continue;
+        }
+        while (pos < seg.end) {
+            if (cancelled(cancel))
+                return false;
+            feed(std::min(pos + m_opts.prefillChunk, seg.end), ForwardMode::Recurrent);
+        }
+    }
+    return true;
+}
+
 std::vector<int64_t> RunSession::checkpointPositions() const
 {
     std::vector<int64_t> out;

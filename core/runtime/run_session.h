@@ -126,6 +126,14 @@ public:
     // frames past t go, and generation continues from t + 1 (the sampler's seed state is kept).
     void rewind(int64_t t);
 
+    // Replays the whole computed range from token 0 through the recorded segments (bit-identical
+    // to the live run), sending probes to `sink` (may be null) and each forward call's ids and
+    // logits (T, V) to onCall; used to save a session whatever its store has dropped. Returns
+    // false when cancelled.
+    using CallFn = std::function<void(int64_t begin, std::span<const int32_t> ids, const Tensor& logits)>;
+    bool replayAll(ProbeSink* sink, const CallFn& onCall, const std::function<void(RunProgress)>& progress = {},
+                   const std::atomic<bool>* cancel = nullptr);
+
     // Checkpoints: positions p (a checkpoint holds the state after tokens [0, p)).
     std::vector<int64_t> checkpointPositions() const;
     const ModelState* checkpoint(int64_t position) const; // null when none at exactly p
