@@ -51,6 +51,7 @@ void* BlockPool::acquire()
     slab.freeList.pop_back();
     if (slab.freeList.empty())
         m_withFree.erase(base);
+    ++m_live;
     return base + size_t(idx) * m_blockBytes;
 }
 
@@ -68,6 +69,7 @@ void BlockPool::release(void* block)
     ARCHLENS_ASSERT(p < base + m_slabBytes, "block not from this pool");
     slab.freeList.push_back(uint32_t(size_t(p - base) / m_blockBytes));
     m_withFree.insert(base);
+    --m_live;
     // an empty slab goes back to the system unless it is the only one with room
     if (slab.freeList.size() == slab.capacity && m_withFree.size() > 1) {
         munmap(base, m_slabBytes);
@@ -80,6 +82,13 @@ uint64_t BlockPool::mappedBytes() const
 {
     std::lock_guard lock(m_mutex);
     return uint64_t(m_slabs.size()) * m_slabBytes;
+}
+
+uint64_t BlockPool::excessFreeBytes() const
+{
+    std::lock_guard lock(m_mutex);
+    const uint64_t free = uint64_t(m_slabs.size()) * m_slabBytes - m_live * m_blockBytes;
+    return free > m_slabBytes ? free - m_slabBytes : 0;
 }
 
 BlockPool& PoolSet::poolFor(size_t bytes)
@@ -113,6 +122,24 @@ uint64_t PoolSet::mappedBytes() const
     uint64_t total = 0;
     for (const auto& [size, pool] : m_pools)
         total += pool->mappedBytes();
+    return total;
+}
+
+uint64_t PoolSet::excessFreeBytes() const
+{
+    std::lock_guard lock(m_mutex);
+    uint64_t total = 0;
+    for (const auto& [size, pool] : m_pools)
+        total += pool->excessFreeBytes();
+    return total;
+}
+
+uint64_t PoolSet::granularityBytes() const
+{
+    std::lock_guard lock(m_mutex);
+    uint64_t total = 0;
+    for (const auto& [size, pool] : m_pools)
+        total += pool->slabBytes();
     return total;
 }
 

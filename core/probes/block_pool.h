@@ -32,6 +32,10 @@ public:
     void release(void* block);
     size_t blockBytes() const { return m_blockBytes; }
     uint64_t mappedBytes() const;
+    // Free blocks beyond one slab's worth: memory the pool keeps resident but nobody uses
+    // (one slab of slack is the allocator's granularity and is not counted).
+    uint64_t excessFreeBytes() const;
+    size_t slabBytes() const { return m_slabBytes; }
 
 private:
     struct Slab {
@@ -44,6 +48,7 @@ private:
     mutable std::mutex m_mutex;
     std::map<char*, Slab> m_slabs;
     std::set<char*> m_withFree;
+    uint64_t m_live = 0;
 };
 
 // One BlockPool per size class.
@@ -54,6 +59,8 @@ public:
     void deallocate(void* p, size_t bytes);
     uint64_t liveBytes() const { return m_live.load(); } // blocks handed out
     uint64_t mappedBytes() const;                        // slabs mapped (live + free blocks)
+    uint64_t excessFreeBytes() const;                    // Σ BlockPool::excessFreeBytes
+    uint64_t granularityBytes() const;                   // Σ slab size: the slack not counted above
 
 private:
     BlockPool& poolFor(size_t bytes);

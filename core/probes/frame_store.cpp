@@ -177,8 +177,9 @@ FrameStoreUsage FrameStore::usage() const
     u.frameBytes = m_frameBytes;
     u.stateBytes = m_stateBytes;
     u.reservedBytes = m_reservedBytes;
-    u.usedBytes = usedLocked();
-    u.bookkeepingBytes = u.usedBytes - m_frameBytes - m_stateBytes - m_reservedBytes;
+    u.slackBytes = m_pool->excessFreeBytes();
+    u.usedBytes = usedLocked() + u.slackBytes;
+    u.bookkeepingBytes = u.usedBytes - u.slackBytes - m_frameBytes - m_stateBytes - m_reservedBytes;
     u.pooledBytes = m_pool->mappedBytes();
     u.frames = m_frameCount;
     u.states = int64_t(m_states.size());
@@ -511,10 +512,18 @@ uint64_t FrameStore::usedLocked() const
 // reserved bytes remain.
 void FrameStore::evictLocked()
 {
-    if (usedLocked() <= m_capBytes)
+    // Room for what is resident but not counted: up to one free slab per block size (the
+    // pools' granularity), bounded to 1/64 of the cap.
+    const uint64_t limit = m_capBytes - std::min(m_capBytes / 64, m_pool->granularityBytes());
+    const uint64_t used0 = usedLocked() + m_pool->excessFreeBytes();
+    if (used0 <= limit)
         return;
-    const uint64_t target = m_capBytes - m_capBytes / 50;
-    auto used = [&] { return usedLocked(); };
+    // Drop entries worth the excess. Pooled slack is measured once: it shrinks as new blocks
+    // reuse the freed ones, not while dropping.
+    const uint64_t target = limit - limit / 50;
+    const uint64_t entries0 = m_frameBytes + m_stateBytes;
+    const uint64_t toFree = used0 - target;
+    auto used = [&] { return target + toFree - std::min(toFree, entries0 - (m_frameBytes + m_stateBytes)); };
     bool dropped = false;
     for (auto it = m_stateAges.begin(); used() > target && it != m_stateAges.end();) {
         const StateKey key = it->second;

@@ -7,7 +7,9 @@
 // Memory: everything it holds is counted against a cap (default 1 GiB, adjustable while
 // running; the session adds its state checkpoints as "reserved" bytes). Over the cap it drops
 // ssm.state frames first, oldest inserted first, then light frames, oldest first, down to 98% of
-// the cap (so a run at the cap drops in batches); the tokens
+// the cap (so a run at the cap drops in batches). What counts is what stays resident: frames,
+// states, bookkeeping, reserved bytes, and pooled memory left free by drops, with up to 1/64 of
+// the cap kept free for the pools' granularity (one slab per block size); the tokens
 // the views show (the pinned range) are never dropped, nor are the checkpoints. Dropped frames
 // can be recomputed by the session (RunSession::recompute / processRequests) from the nearest
 // checkpoint, bit-identical to what was dropped.
@@ -109,11 +111,12 @@ struct FrameSelection {
 
 struct FrameStoreUsage {
     uint64_t capBytes = 0;
-    uint64_t usedBytes = 0;     // frames + states + reserved + bookkeeping
+    uint64_t usedBytes = 0;     // frames + states + reserved + bookkeeping + slack
     uint64_t frameBytes = 0;    // light frames (payload and bookkeeping, approximately)
     uint64_t stateBytes = 0;    // ssm.state frames
     uint64_t reservedBytes = 0; // the session's checkpoints
     uint64_t bookkeepingBytes = 0; // the token index and the new-frame list
+    uint64_t slackBytes = 0;    // free pooled memory beyond one slab per block size (see block_pool.h)
     uint64_t pooledBytes = 0;   // memory mapped for the store's blocks (live and free, any holder)
     int64_t frames = 0, states = 0;
     int64_t droppedFrames = 0, droppedStates = 0; // evicted so far

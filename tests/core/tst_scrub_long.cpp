@@ -67,11 +67,12 @@ TEST(ScrubLong, HundredThousandTokensScrubbedTo73210AreExactWithinTheCap)
     const double MiB = 1024.0 * 1024.0;
     const std::string report = fmt::format(
         "100k recurrent run {:.1f} s ({:.0f} tokens/s), scrub to {} {:.3f} s, reference run {:.1f} s; "
-        "store used {:.0f} MiB of {:.0f} MiB (checkpoints {:.1f} MiB, K {}), dropped {} states {} frames; "
-        "VmHWM {:.0f} MiB, baseline VmRSS {:.0f} MiB, model {:.1f} MiB",
+        "store used {:.0f} MiB of {:.0f} MiB (checkpoints {:.1f} MiB, K {}, pooled {:.0f} MiB, slack {:.1f} MiB), "
+        "dropped {} states {} frames; VmHWM {:.0f} MiB, baseline VmRSS {:.0f} MiB, model {:.1f} MiB",
         runSeconds, double(kTokens) / runSeconds, kTarget, scrubSeconds, refSeconds, double(u.usedBytes) / MiB,
-        double(u.capBytes) / MiB, double(u.reservedBytes) / MiB, session.checkpointInterval(), u.droppedStates,
-        u.droppedFrames, double(peak) / MiB, double(baseRss) / MiB, double(modelBytes) / MiB);
+        double(u.capBytes) / MiB, double(u.reservedBytes) / MiB, session.checkpointInterval(),
+        double(u.pooledBytes) / MiB, double(u.slackBytes) / MiB, u.droppedStates, u.droppedFrames,
+        double(peak) / MiB, double(baseRss) / MiB, double(modelBytes) / MiB);
     std::printf("%s\n", report.c_str());
     RecordProperty("report", report);
     ASSERT_GT(peak, 0u) << "no VmHWM in /proc/self/status";
