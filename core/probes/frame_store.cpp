@@ -512,9 +512,11 @@ uint64_t FrameStore::usedLocked() const
 // reserved bytes remain.
 void FrameStore::evictLocked()
 {
-    // Room for what is resident but not counted: up to one free slab per block size (the
-    // pools' granularity), bounded to 1/64 of the cap.
-    const uint64_t limit = m_capBytes - std::min(m_capBytes / 64, m_pool->granularityBytes());
+    // Room for what is resident but not counted (one free slab per block size, the worker's
+    // transient buffers): 1/64 of the cap (16 MiB at 1 GiB), or the slabs if larger, never more
+    // than 1/32 of the cap.
+    const uint64_t reserve = std::min(m_capBytes / 32, std::max(m_capBytes / 64, m_pool->granularityBytes()));
+    const uint64_t limit = m_capBytes - reserve;
     const uint64_t used0 = usedLocked() + m_pool->excessFreeBytes();
     if (used0 <= limit)
         return;

@@ -8,8 +8,9 @@
 // running; the session adds its state checkpoints as "reserved" bytes). Over the cap it drops
 // ssm.state frames first, oldest inserted first, then light frames, oldest first, down to 98% of
 // the cap (so a run at the cap drops in batches). What counts is what stays resident: frames,
-// states, bookkeeping, reserved bytes, and pooled memory left free by drops, with up to 1/64 of
-// the cap kept free for the pools' granularity (one slab per block size); the tokens
+// states, bookkeeping, reserved bytes, and pooled memory left free by drops, with 1/64 of the
+// cap (at most 1/32) kept free for what no counter sees (one free slab per block size, the
+// worker's transient buffers); the tokens
 // the views show (the pinned range) are never dropped, nor are the checkpoints. Dropped frames
 // can be recomputed by the session (RunSession::recompute / processRequests) from the nearest
 // checkpoint, bit-identical to what was dropped.
