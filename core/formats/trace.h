@@ -11,6 +11,9 @@
 //     /layers/{i}/attn/weights [H, T, T] written whole (the last call's value), except that a
 //     decoding step's rows (H, t, S) continuing an (H, S−t, S−t) matrix extend it to (H, S, S)
 //   MoE models: root attribute load_balancing_loss (float64, every MoE layer's rows)
+//   /checkpoints/{t}/layers/{i}/{conv_state [E, K-1], ssm_state [E, N]}  the model state after
+//     tokens [0, t) of a checkpointed session (ModelState::tensors() names, '.' -> '/')
+//   /session/segments int64 [S, 3]  (begin, end, mode 0 recurrent / 1 chunk) of a saved session
 // Datasets are chunked + gzip, T axis extendable; the file is written to a temporary name
 // and renamed into place by finish(), so a crash or cancel never leaves a half file.
 // Readers ignore unknown datasets. Compiled only with ARCHLENS_HDF5.
@@ -68,6 +71,15 @@ public:
     void setAttribute(const std::string& name, double value);
     void setAttribute(const std::string& name, const std::vector<std::string>& values);
 
+    // The model state after tokens [0, position): ModelState::tensors() pairs, stored as
+    // /checkpoints/{position}/{name with '.' replaced by '/'} (layers.3.ssm_state ->
+    // /checkpoints/256/layers/3/ssm_state). Error(InvalidArgument) for a negative position or a
+    // name that is empty or has an empty component.
+    void writeCheckpoint(int64_t position, const std::vector<std::pair<std::string, Tensor>>& tensors);
+    // Any other whole dataset outside the schema's token-major ones (e.g. /session/segments);
+    // written once, chunked and compressed like the rest.
+    void writeTensor(const std::string& datasetPath, const Tensor& value);
+
     // Flushes, closes and renames into place.
     void finish();
 
@@ -114,6 +126,11 @@ public:
     std::string attribute(const std::string& name) const; // string root attribute ('' if absent)
                                                           // (numbers come back as decimal text)
     std::vector<std::string> attributeStrings(const std::string& name) const; // list attribute
+    // Positions under /checkpoints, ascending (groups whose name is not a number are ignored).
+    std::vector<int64_t> checkpoints() const;
+    // One checkpoint's tensors with ModelState::tensors() names ("layers.3.ssm_state"), sorted by
+    // name. Error(Format) when the position has no checkpoint.
+    std::vector<std::pair<std::string, Tensor>> readCheckpoint(int64_t position) const;
 
 private:
     TraceReader();

@@ -1,7 +1,9 @@
 // TraceReader: opens a trace, checks the schema (formats/trace.h) up front and reads datasets on
 // demand. Every failure is a typed Error naming the file; HDF5 prints nothing.
+#include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <functional>
 #include <optional>
 
 #include "formats/hdf5/h5_util.h"
@@ -530,6 +532,49 @@ std::vector<std::string> TraceReader::attributeStrings(const std::string& name) 
 {
     h5::silence();
     return m_impl->stringListAttr(m_impl->file.get(), name);
+}
+
+std::vector<int64_t> TraceReader::checkpoints() const
+{
+    h5::silence();
+    std::vector<int64_t> out;
+    const h5::Object group = openAs(m_impl->file.get(), "checkpoints", H5I_GROUP);
+    if (!group)
+        return out;
+    for (const std::string& name : childNames(group.get())) {
+        int64_t v = -1;
+        auto [ptr, ec] = std::from_chars(name.data(), name.data() + name.size(), v);
+        if (!name.empty() && ec == std::errc() && ptr == name.data() + name.size() && v >= 0)
+            out.push_back(v);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> TraceReader::readCheckpoint(int64_t position) const
+{
+    h5::silence();
+    const std::string root = fmt::format("/checkpoints/{}", position);
+    const h5::Object group = openPath(m_impl->file.get(), root, H5I_GROUP);
+    if (!group)
+        m_impl->formatError(fmt::format("no checkpoint at token {} ({} is missing)", position, root));
+    std::vector<std::pair<std::string, Tensor>> out;
+    // depth-first over the group; dataset paths below it become dotted names
+    std::function<void(hid_t, const std::string&)> walk = [&](hid_t loc, const std::string& prefix) {
+        for (const std::string& child : childNames(loc)) {
+            const std::string name = prefix.empty() ? child : prefix + "." + child;
+            if (const h5::Object sub = openAs(loc, child, H5I_GROUP))
+                walk(sub.get(), name);
+            else if (openAs(loc, child, H5I_DATASET)) {
+                std::string rel = name;
+                std::replace(rel.begin(), rel.end(), '.', '/');
+                out.emplace_back(name, m_impl->readSlab(root + "/" + rel, std::nullopt));
+            }
+        }
+    };
+    walk(group.get(), "");
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    return out;
 }
 
 } // namespace archlens

@@ -549,6 +549,33 @@ void TraceWriter::setAttribute(const std::string& name, const std::vector<std::s
     m_impl->writeStringListAttr(name, values);
 }
 
+void TraceWriter::writeCheckpoint(int64_t position, const std::vector<std::pair<std::string, Tensor>>& tensors)
+{
+    h5::silence();
+    Impl& d = *m_impl;
+    ARCHLENS_ASSERT(!d.finished, "TraceWriter::writeCheckpoint after finish()");
+    if (position < 0)
+        throw makeError(ErrorCode::InvalidArgument, "trace: checkpoint at negative position {}", position);
+    for (const auto& [name, tensor] : tensors) {
+        std::string rel = name;
+        std::replace(rel.begin(), rel.end(), '.', '/');
+        if (rel.empty() || rel.front() == '/' || rel.back() == '/' || rel.find("//") != std::string::npos)
+            throw makeError(ErrorCode::InvalidArgument, "trace: checkpoint tensor name '{}' is not a path", name);
+        const std::string dsPath = fmt::format("/checkpoints/{}/{}", position, rel);
+        d.writeWhole(dsPath, dsPath, tensor);
+    }
+}
+
+void TraceWriter::writeTensor(const std::string& datasetPath, const Tensor& value)
+{
+    h5::silence();
+    Impl& d = *m_impl;
+    ARCHLENS_ASSERT(!d.finished, "TraceWriter::writeTensor after finish()");
+    if (datasetPath.size() < 2 || datasetPath.front() != '/')
+        throw makeError(ErrorCode::InvalidArgument, "trace: dataset path '{}' must be absolute", datasetPath);
+    d.writeWhole(datasetPath, datasetPath, value);
+}
+
 void TraceWriter::finish()
 {
     h5::silence();
