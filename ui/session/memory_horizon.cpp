@@ -18,9 +18,12 @@ MemoryHorizon computeMemoryHorizon(const TraceModel& m, int layer, float epsilon
     const int64_t T = ds->count();
     out.tokens = T;
     out.channels = E;
-    std::vector<float> H(static_cast<size_t>(T * E));
-    std::vector<double> cum(static_cast<size_t>(T + 1));
-    std::vector<float> col(static_cast<size_t>(T));
+    if (T <= 0 || E <= 0)
+        return out;
+    const size_t tokens = size_t(T), channels = size_t(E);
+    std::vector<float> H(tokens * channels);
+    std::vector<double> cum(tokens + 1);
+    std::vector<float> col(tokens);
     const double threshold = std::log(double(epsilon)); // negative
     for (int64_t c = 0; c < E; ++c) {
         float slow = -INFINITY; // A < 0: the slowest decay is the largest A
