@@ -562,14 +562,15 @@ void MainWindow::updateStatus()
     if (m_session->tokensPerSecond() > 0)
         m_statusSpeed->setText(tr("%1 tokens/s").arg(m_session->tokensPerSecond(), 0, 'f', 0));
     if (m_memoryText) {
-        QString text = tr("In use: <b>%1</b> of %2<br>states h: %3 (%4 tokens·layers) · other probes: %5 (%6 tokens) · "
-                          "checkpoints: %7")
+        QString text = tr("In use: <b>%1</b> of %2<br>states h: %3 (%4 token·layer states)<br>other probes: %5 (%6 "
+                          "tokens)<br>checkpoints: %7 (every %8 tokens, for scrubbing back)")
                            .arg(humanBytes(qint64(u.usedBytes)), humanBytes(qint64(m_session->capBytes())),
                                 humanBytes(qint64(u.stateBytes)))
                            .arg(u.states)
                            .arg(humanBytes(qint64(u.frameBytes)))
                            .arg(u.frames)
-                           .arg(humanBytes(qint64(u.reservedBytes)));
+                           .arg(humanBytes(qint64(u.reservedBytes)))
+                           .arg(m_session->checkpointInterval());
         if (u.droppedStates > 0 || u.droppedFrames > 0)
             text += tr("<br>Dropped so far: %1 states, %2 token frames (oldest first). Moving the cursor onto a dropped "
                        "token recomputes it from the nearest checkpoint, exactly as the run computed it.")

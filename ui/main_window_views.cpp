@@ -262,6 +262,7 @@ void MainWindow::buildMemoryDock()
     form->addRow(tr("Memory cap"), m_memoryCap);
     m_memoryText = new QLabel;
     m_memoryText->setWordWrap(true);
+    m_memoryText->setMinimumHeight(m_memoryText->fontMetrics().lineSpacing() * 8); // every line, never clipped
     form->addRow(m_memoryText);
     auto* d = new QDockWidget(tr("Memory"), this);
     d->setObjectName("dock.memory");

@@ -22,11 +22,22 @@ SessionController::SessionController(const QString& name, QObject* parent)
     });
     connect(m_worker, &ModelWorker::started, this, [this](const SessionStart& s) {
         m_coalesce.stop();
+        m_tokens = {};
         m_model.reset(s.meta, s.store, s.vocab);
     });
+    // tokens are merged like frames: one TraceModel::grew per tick, not one per token
     connect(m_worker, &ModelWorker::tokens, this,
             [this](qint64 begin, const std::vector<int32_t>& ids, const QStringList& texts) {
-                m_model.addTokens(begin, ids, texts);
+                if (m_tokens.ids.empty())
+                    m_tokens.begin = begin;
+                if (begin != m_tokens.begin + qint64(m_tokens.ids.size())) { // not a continuation
+                    applyTokens();
+                    m_tokens.begin = begin;
+                }
+                m_tokens.ids.insert(m_tokens.ids.end(), ids.begin(), ids.end());
+                m_tokens.texts += texts;
+                if (!m_coalesce.isActive())
+                    m_coalesce.start();
             });
     connect(m_worker, &ModelWorker::segments, this,
             [this](const std::vector<Segment>& segments) { m_model.setSegments(segments); });
@@ -139,6 +150,10 @@ void SessionController::setCapBytes(uint64_t bytes)
 
 void SessionController::ensureToken(int t)
 {
+    if (!m_tokens.ids.empty()) { // the UI is behind: decide after the next tick
+        m_wantToken = t;
+        return;
+    }
     if (t < 0 || t >= m_model.tokenCount() || !m_model.store())
         return;
     if (m_busy || m_model.hasPending()) { // decided when the worker is idle and the UI has caught up
@@ -165,10 +180,20 @@ void SessionController::takeWantedToken()
     ensureToken(t);
 }
 
+void SessionController::applyTokens()
+{
+    if (m_tokens.ids.empty())
+        return;
+    PendingTokens t = std::move(m_tokens);
+    m_tokens = {};
+    m_model.addTokens(t.begin, t.ids, t.texts);
+}
+
 void SessionController::tick()
 {
     QElapsedTimer timer;
     timer.start();
+    applyTokens();
     const bool done = m_model.sync(kFlushBudgetMs);
     emit updated();
     if (!done)
@@ -182,6 +207,7 @@ void SessionController::tick()
 void SessionController::flush()
 {
     m_coalesce.stop();
+    applyTokens();
     m_model.sync();
     emit updated();
 }

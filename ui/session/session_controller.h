@@ -52,6 +52,7 @@ public:
     void setCoalesceInterval(int ms) { m_coalesce.setInterval(ms); }
     void setPrefillChunk(int tokens) { m_worker->prefillChunk = tokens; }
     void setCheckpointInterval(int tokens) { m_worker->checkpointInterval = tokens; }
+    int checkpointInterval() const { return int(m_worker->checkpointInterval); }
     // The memory cap of this session's store (frames, states and checkpoints), now and for later runs.
     void setCapBytes(uint64_t bytes);
     uint64_t capBytes() const { return m_worker->capBytes; }
@@ -70,6 +71,13 @@ private:
     void setBusy(bool busy, const QString& what = {}, const QString& kind = {});
     void tick(); // the coalescing timer
     void takeWantedToken();
+    void applyTokens();
+    struct PendingTokens {
+        qint64 begin = 0;
+        std::vector<int32_t> ids;
+        QStringList texts;
+    };
+    PendingTokens m_tokens; // from the worker, applied on the next tick
     QString m_name;
     QThread m_thread;
     ModelWorker* m_worker = nullptr;
