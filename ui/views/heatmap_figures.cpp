@@ -417,10 +417,9 @@ QString StateFigure::unavailableReason() const
     if (!s)
         return QObject::tr("Layer %1 recorded no state h.").arg(layer());
     if (!s->row(token()))
-        return QObject::tr("The state at token %1 was dropped by the memory cap (states are kept from token %2). "
-                           "Raise the cap in the Memory panel, or step to a later token.")
-            .arg(token())
-            .arg(s->firstKept());
+        return QObject::tr("The memory cap dropped the state at token %1: it is being recomputed from the nearest "
+                           "checkpoint…")
+            .arg(token());
     return {};
 }
 
