@@ -200,6 +200,69 @@ private:
     int64_t m_split = 0;
 };
 
+class PromptCompletionTask : public Task {
+public:
+    PromptCompletionTask(std::vector<PromptCompletion> ex, int64_t vocab, int32_t pad, std::string path)
+        : m_ex(std::move(ex))
+        , m_vocab(vocab)
+        , m_pad(pad)
+        , m_path(std::move(path))
+    {
+        if (m_ex.empty())
+            throw Error(ErrorCode::InvalidArgument, "no prompt/completion examples", m_path);
+        for (const auto& e : m_ex) {
+            if (e.completion.empty())
+                throw Error(ErrorCode::InvalidArgument, "an example has an empty completion", m_path);
+            m_maxLen = std::max<int64_t>(m_maxLen, int64_t(e.prompt.size() + e.completion.size()) - 1);
+        }
+        m_split = m_ex.size() >= 10 ? int64_t(m_ex.size()) - int64_t(m_ex.size()) / 10 : int64_t(m_ex.size());
+    }
+    std::string name() const override { return "prompt-completion"; }
+    int64_t vocabSize() const override { return m_vocab; }
+    int64_t sequenceLength() const override { return m_maxLen; }
+    bool reportsAccuracy() const override { return false; }
+    Batch batch(uint64_t seed, int64_t B, bool heldOut) const override
+    {
+        uint64_t rng = seed;
+        const int64_t begin = heldOut && m_split < int64_t(m_ex.size()) ? m_split : 0;
+        const int64_t end = heldOut ? int64_t(m_ex.size()) : m_split;
+        std::vector<const PromptCompletion*> pick;
+        int64_t T = 1;
+        for (int64_t s = 0; s < B; ++s) {
+            pick.push_back(&m_ex[size_t(begin + randBelow(rng, end - begin))]);
+            T = std::max<int64_t>(T, int64_t(pick.back()->prompt.size() + pick.back()->completion.size()) - 1);
+        }
+        Batch b;
+        b.B = B;
+        b.T = T;
+        b.ids.assign(size_t(B * T), m_pad);
+        b.targets.assign(size_t(B * T), -1);
+        for (int64_t s = 0; s < B; ++s) {
+            std::vector<int32_t> seq = pick[size_t(s)]->prompt;
+            seq.insert(seq.end(), pick[size_t(s)]->completion.begin(), pick[size_t(s)]->completion.end());
+            const int64_t firstTarget = int64_t(pick[size_t(s)]->prompt.size()); // index in seq
+            for (int64_t t = 0; t + 1 < int64_t(seq.size()); ++t) {
+                b.ids[size_t(s * T + t)] = seq[size_t(t)];
+                if (t + 1 >= firstTarget)
+                    b.targets[size_t(s * T + t)] = seq[size_t(t + 1)];
+            }
+        }
+        return b;
+    }
+    nlohmann::ordered_json toJson() const override
+    {
+        return {{"task", "prompt-completion"}, {"data", m_path}, {"examples", int64_t(m_ex.size())},
+                {"vocab_size", m_vocab}, {"metric", "mean cross-entropy of the completion tokens"}};
+    }
+
+private:
+    std::vector<PromptCompletion> m_ex;
+    int64_t m_vocab;
+    int32_t m_pad;
+    std::string m_path;
+    int64_t m_maxLen = 1, m_split = 0;
+};
+
 std::string readAll(const fs::path& p)
 {
     std::ifstream f(p, std::ios::binary);
@@ -216,6 +279,12 @@ std::unique_ptr<Task> makeTextTask(std::vector<int32_t> tokens, int64_t vocab, i
                                    const std::string& dataPath)
 {
     return std::make_unique<Text>(std::move(tokens), vocab, context, dataPath);
+}
+
+std::unique_ptr<Task> makePromptCompletionTask(std::vector<PromptCompletion> examples, int64_t vocab, int32_t pad,
+                                               const std::string& dataPath)
+{
+    return std::make_unique<PromptCompletionTask>(std::move(examples), vocab, pad, dataPath);
 }
 
 std::unique_ptr<Task> taskFromJson(const nlohmann::json& j, const fs::path& modelDir, const std::string& dataOverride)

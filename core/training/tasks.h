@@ -54,6 +54,15 @@ std::unique_ptr<Task> makeInductionTask(const InductionParams& p);
 // tokens: the whole tokenized file; `dataPath` is recorded only.
 std::unique_ptr<Task> makeTextTask(std::vector<int32_t> tokens, int64_t vocab, int64_t context,
                                    const std::string& dataPath);
+// Prompt/completion pairs (already tokenized): each sequence is prompt + completion, the loss
+// counts only completion tokens; a batch is right-padded with id `pad` to its longest
+// sequence (padding after the end cannot change earlier positions of a causal model). The
+// last tenth of the examples (when there are at least 10) is held out for evaluation.
+struct PromptCompletion {
+    std::vector<int32_t> prompt, completion;
+};
+std::unique_ptr<Task> makePromptCompletionTask(std::vector<PromptCompletion> examples, int64_t vocab, int32_t pad,
+                                               const std::string& dataPath);
 // From archlens_task.json's content; text tasks re-tokenize `data` with the model's tokenizer
 // (dataOverride replaces the recorded path when given).
 std::unique_ptr<Task> taskFromJson(const nlohmann::json& j, const std::filesystem::path& modelDir,
