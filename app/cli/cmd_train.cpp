@@ -77,14 +77,16 @@ std::string commandLine(const TrainCliOptions& o)
 
 std::unique_ptr<Task> makeTask(const TrainCliOptions& o, const fs::path& out, int64_t& vocab)
 {
-    if (o.task == "selective-copy") {
-        auto t = makeSelectiveCopyTask({o.length, o.dataTokens, o.symbols});
+    if (o.task == "selective-copy" || o.task == "induction") {
+        auto t = o.task == "induction" ? makeInductionTask({o.length, o.symbols})
+                                       : makeSelectiveCopyTask({o.length, o.dataTokens, o.symbols});
         vocab = t->vocabSize();
-        return t;
-    }
-    if (o.task == "induction") {
-        auto t = makeInductionTask({o.length, o.symbols});
-        vocab = t->vocabSize();
+        const std::string tok = symbolicTokenizerJson(vocab);
+        if (!tok.empty()) {
+            std::error_code ec;
+            fs::create_directories(out, ec);
+            writeFileAtomic(out / "tokenizer.json", tok);
+        }
         return t;
     }
     if (o.task == "text") {

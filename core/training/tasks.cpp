@@ -322,6 +322,31 @@ std::unique_ptr<Task> loadTask(const fs::path& modelDir, const std::string& data
     return taskFromJson(j, modelDir, dataOverride);
 }
 
+std::string symbolicTokenizerJson(int64_t vocab)
+{
+    const std::string chars = ".|abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    if (vocab > int64_t(chars.size()))
+        return {};
+    nlohmann::ordered_json v = nlohmann::ordered_json::object();
+    for (int64_t i = 0; i < vocab; ++i)
+        v[std::string(1, chars[size_t(i)])] = i;
+    nlohmann::ordered_json tok = {
+        {"version", "1.0"},
+        {"truncation", nullptr},
+        {"padding", nullptr},
+        {"added_tokens", nlohmann::json::array()},
+        {"normalizer", nullptr},
+        {"pre_tokenizer", nullptr},
+        {"post_processor", nullptr},
+        {"decoder", {{"type", "Fuse"}}},
+        {"model",
+         {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
+          {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
+          {"vocab", v}, {"merges", nlohmann::json::array()}}},
+    };
+    return tok.dump(2) + "\n";
+}
+
 uint64_t stepSeed(uint64_t seed, int64_t step) { return mix(seed, uint64_t(step), 0x7261696eull); }
 uint64_t evalSeed(uint64_t seed, int64_t batchIndex) { return mix(seed, uint64_t(batchIndex), 0x6576616cull); }
 

@@ -69,6 +69,11 @@ std::unique_ptr<Task> taskFromJson(const nlohmann::json& j, const std::filesyste
                                    const std::string& dataOverride = {});
 std::unique_ptr<Task> loadTask(const std::filesystem::path& modelDir, const std::string& dataOverride = {});
 
+// A tokenizer.json for a synthetic task's ids, one character per id ('.' noise or unused, '|'
+// marker / trigger, then a-z, A-Z, 0-9 for the symbols), so the app and `generate` show and
+// accept text such as "..a...b.|ab". Empty when the task has more symbols than characters.
+std::string symbolicTokenizerJson(int64_t vocab);
+
 // Seed of training step `step` of a run seeded with `seed` (disjoint from eval seeds by a tag).
 uint64_t stepSeed(uint64_t seed, int64_t step);
 uint64_t evalSeed(uint64_t seed, int64_t batchIndex);

@@ -10,6 +10,7 @@
 #include "formats/safetensors.h"
 #include "models/model.h"
 #include "test_support.h"
+#include "tokenizer/tokenizer.h"
 #include "training/trainer.h"
 
 using namespace archlens;
@@ -202,6 +203,15 @@ TEST(Tasks, SelectiveCopyLayout)
     // the description round-trips
     auto again = taskFromJson(task->toJson(), ".");
     EXPECT_EQ(again->batch(3, 2, true).ids, task->batch(3, 2, true).ids);
+}
+
+TEST(Tasks, SymbolicTokenizerShowsIdsAsCharacters)
+{
+    const Tokenizer tok = Tokenizer::fromJson(symbolicTokenizerJson(10), "symbolic");
+    EXPECT_EQ(tok.encode("..a.c|ac", false), (std::vector<int32_t>{0, 0, 2, 0, 4, 1, 2, 4}));
+    const std::vector<int32_t> ids = {0, 1, 9};
+    EXPECT_EQ(tok.decode(ids), ".|h");
+    EXPECT_TRUE(symbolicTokenizerJson(100).empty());
 }
 
 TEST(Tasks, InductionLayout)

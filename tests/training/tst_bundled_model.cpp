@@ -1,0 +1,62 @@
+// The bundled trained model resources/models/mamba-selective-copy: it loads with loadModel
+// (the app's path), its card says what it is, and it copies fresh held-out sequences exactly.
+// The quick check (unit) evaluates 300 sequences; the full one (slow) evaluates the 1,000 the
+// model card reports and requires at least 95%.
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "backends/backend_factory.h"
+#include "models/model.h"
+#include "test_support.h"
+#include "training/trainer.h"
+
+using namespace archlens;
+using namespace archlens::train;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kModel = fs::path(ARCHLENS_SOURCE_DIR) / "resources/models/mamba-selective-copy";
+
+nlohmann::json readJson(const fs::path& p)
+{
+    std::ifstream f(p);
+    return nlohmann::json::parse(f);
+}
+
+double accuracy(int64_t samples, uint64_t seed)
+{
+    const MambaTrainModel model = MambaTrainModel::load(kModel);
+    const auto task = loadTask(kModel);
+    ThreadPool pool(2);
+    return evaluate(model, *task, seed, samples, &pool).accuracy;
+}
+
+} // namespace
+
+#ifndef ARCHLENS_BUNDLED_FULL
+TEST(BundledModel, CardTaskAndQuickAccuracy)
+{
+    ASSERT_TRUE(fs::exists(kModel / "model.safetensors")) << kModel;
+    const auto card = readJson(kModel / "archlens_card.json");
+    EXPECT_EQ(card["trained"], true);
+    EXPECT_EQ(card["task"]["task"], "selective-copy");
+    EXPECT_GE(card["metrics"]["exact_sequence_accuracy"].get<double>(), 0.95);
+    EXPECT_FALSE(card["command"].get<std::string>().empty());
+    const auto task = readJson(kModel / "archlens_task.json");
+    EXPECT_EQ(task["task"], "selective-copy");
+    // the app's loader reads it and agrees with the training model
+    auto m = loadModel(kModel, createBackend("cpu").backend);
+    EXPECT_EQ(m->info().layers, 2);
+    EXPECT_EQ(m->info().dModel, 64);
+    EXPECT_GE(accuracy(300, 424242), 0.92);
+}
+#else
+TEST(BundledModel, FullHeldOutAccuracy)
+{
+    ASSERT_TRUE(fs::exists(kModel / "model.safetensors")) << kModel;
+    EXPECT_GE(accuracy(1000, 2026), 0.95);
+}
+#endif
