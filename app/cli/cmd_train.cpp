@@ -71,7 +71,8 @@ std::string commandLine(const TrainCliOptions& o)
     if (o.targetAccuracy > 0)
         c += fmt::format(" --target-accuracy {} --eval-every {} --eval-samples {}", o.targetAccuracy, o.evalEvery,
                          o.evalSamples);
-    c += fmt::format(" --out {}", o.out);
+    c += fmt::format(" --threads {}{} --out {}", defaultThreads(o.threads), o.name.empty() ? "" : " --name " + o.name,
+                     o.out);
     return c;
 }
 

@@ -1,7 +1,7 @@
 // The bundled trained model resources/models/mamba-selective-copy: it loads with loadModel
 // (the app's path), its card says what it is, and it copies fresh held-out sequences exactly.
-// The quick check (unit) evaluates 300 sequences; the full one (slow) evaluates the 1,000 the
-// model card reports and requires at least 95%.
+// 1,000 fresh sequences (the number the model card reports) take about a second, so the whole
+// check is a unit test.
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -36,8 +36,7 @@ double accuracy(int64_t samples, uint64_t seed)
 
 } // namespace
 
-#ifndef ARCHLENS_BUNDLED_FULL
-TEST(BundledModel, CardTaskAndQuickAccuracy)
+TEST(BundledModel, CardTaskAndHeldOutAccuracy)
 {
     ASSERT_TRUE(fs::exists(kModel / "model.safetensors")) << kModel;
     const auto card = readJson(kModel / "archlens_card.json");
@@ -51,12 +50,7 @@ TEST(BundledModel, CardTaskAndQuickAccuracy)
     auto m = loadModel(kModel, createBackend("cpu").backend);
     EXPECT_EQ(m->info().layers, 2);
     EXPECT_EQ(m->info().dModel, 64);
-    EXPECT_GE(accuracy(300, 424242), 0.92);
+    EXPECT_GE(accuracy(1000, 424242), 0.95);
+    // the text form: '.' noise, '|' marker, letters for the symbols
+    EXPECT_TRUE(fs::exists(kModel / "tokenizer.json"));
 }
-#else
-TEST(BundledModel, FullHeldOutAccuracy)
-{
-    ASSERT_TRUE(fs::exists(kModel / "model.safetensors")) << kModel;
-    EXPECT_GE(accuracy(1000, 2026), 0.95);
-}
-#endif
