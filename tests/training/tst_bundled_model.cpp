@@ -1,4 +1,4 @@
-// The bundled trained model resources/models/mamba-selective-copy: it loads with loadModel
+// The bundled trained models (resources/models/mamba-selective-copy, mamba-induction): they load with loadModel
 // (the app's path), its card says what it is, and it copies fresh held-out sequences exactly.
 // 1,000 fresh sequences (the number the model card reports) take about a second, so the whole
 // check is a unit test.
@@ -26,10 +26,10 @@ nlohmann::json readJson(const fs::path& p)
     return nlohmann::json::parse(f);
 }
 
-double accuracy(int64_t samples, uint64_t seed)
+double accuracy(int64_t samples, uint64_t seed, const fs::path& dir = kModel)
 {
-    const MambaTrainModel model = MambaTrainModel::load(kModel);
-    const auto task = loadTask(kModel);
+    const MambaTrainModel model = MambaTrainModel::load(dir);
+    const auto task = loadTask(dir);
     ThreadPool pool(2);
     return evaluate(model, *task, seed, samples, &pool).accuracy;
 }
@@ -53,4 +53,14 @@ TEST(BundledModel, CardTaskAndHeldOutAccuracy)
     EXPECT_GE(accuracy(1000, 424242), 0.95);
     // the text form: '.' noise, '|' marker, letters for the symbols
     EXPECT_TRUE(fs::exists(kModel / "tokenizer.json"));
+}
+
+TEST(BundledModel, InductionModel)
+{
+    const fs::path dir = fs::path(ARCHLENS_SOURCE_DIR) / "resources/models/mamba-induction";
+    ASSERT_TRUE(fs::exists(dir / "model.safetensors")) << dir;
+    const auto card = readJson(dir / "archlens_card.json");
+    EXPECT_EQ(card["trained"], true);
+    EXPECT_EQ(card["task"]["task"], "induction");
+    EXPECT_GE(accuracy(1000, 424242, dir), 0.95);
 }
