@@ -35,5 +35,8 @@ void addBenchCommand(CLI::App& app);      // cmd_bench.cpp
 void addBenchScanCommand(CLI::App* bench);  // cmd_bench.cpp
 void addBenchModelCommand(CLI::App* bench); // cmd_bench_model.cpp
 void addFigureCommand(CLI::App& app);
+void addTrainCommands(CLI::App& app);    // cmd_train.cpp: train, bench train (after addBenchCommand)
+void addEvalCommand(CLI::App& app);      // cmd_eval.cpp
+void addFinetuneCommand(CLI::App& app);  // cmd_finetune.cpp
 
 } // namespace archlens::cli

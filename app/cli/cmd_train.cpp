@@ -1,0 +1,406 @@
+// archlens-cli train: trains a Mamba from scratch on a synthetic task (selective copying,
+// induction heads) or on a text file, with core/training. Progress and time left go to
+// stderr; Ctrl-C (SIGINT) stops after the current step and leaves a resumable checkpoint
+// (every file is written atomically). `bench train` times the same training step.
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+#include "formats/atomic_file.h"
+#include "tokenizer/bpe_trainer.h"
+#include "training/trainer.h"
+
+namespace archlens::cli {
+
+namespace fs = std::filesystem;
+using namespace archlens::train;
+
+namespace {
+
+std::atomic<bool> g_interrupted { false };
+
+extern "C" void onSigint(int) { g_interrupted.store(true); }
+
+std::string duration(double s)
+{
+    if (!(s >= 0) || s > 1e7)
+        return "?";
+    const int64_t t = int64_t(s + 0.5);
+    if (t >= 3600)
+        return fmt::format("{}h{:02}m", t / 3600, t / 60 % 60);
+    return fmt::format("{}m{:02}s", t / 60, t % 60);
+}
+
+struct TrainCliOptions {
+    std::string arch = "mamba", task = "selective-copy", data, out, resume, name;
+    int64_t dModel = 64, layers = 2, dState = 16, expand = 2;
+    int64_t length = 64, dataTokens = 8, symbols = 8, context = 128, vocabSize = 512;
+    int64_t steps = 2000, batch = 32, warmup = 100, checkpointEvery = 200, evalEvery = 200, evalSamples = 256;
+    int64_t finalEvalSamples = 1000;
+    double lr = 2e-3, weightDecay = 0.1, clip = 1.0, minLrRatio = 0.1, targetAccuracy = 0;
+    uint64_t seed = 1;
+    int threads = 0;
+};
+
+int defaultThreads(int threads)
+{
+    return threads > 0 ? threads : std::max(1, int(std::thread::hardware_concurrency()));
+}
+
+// The command that reproduces a run (every option spelled out).
+std::string commandLine(const TrainCliOptions& o)
+{
+    std::string c = fmt::format("archlens-cli train --arch {} --task {}", o.arch, o.task);
+    if (o.task == "text")
+        c += fmt::format(" --data {} --context {} --vocab-size {}", o.data, o.context, o.vocabSize);
+    else if (o.task == "selective-copy")
+        c += fmt::format(" --length {} --data-tokens {} --symbols {}", o.length, o.dataTokens, o.symbols);
+    else
+        c += fmt::format(" --length {} --symbols {}", o.length, o.symbols);
+    c += fmt::format(" --d-model {} --layers {} --d-state {} --expand {} --steps {} --batch {} --lr {} --warmup {}"
+                     " --weight-decay {} --clip {} --seed {}",
+                     o.dModel, o.layers, o.dState, o.expand, o.steps, o.batch, o.lr, o.warmup, o.weightDecay, o.clip,
+                     o.seed);
+    if (o.targetAccuracy > 0)
+        c += fmt::format(" --target-accuracy {} --eval-every {} --eval-samples {}", o.targetAccuracy, o.evalEvery,
+                         o.evalSamples);
+    c += fmt::format(" --threads {}{} --out {}", defaultThreads(o.threads), o.name.empty() ? "" : " --name " + o.name,
+                     o.out);
+    return c;
+}
+
+std::unique_ptr<Task> makeTask(const TrainCliOptions& o, const fs::path& out, int64_t& vocab)
+{
+    if (o.task == "selective-copy" || o.task == "induction") {
+        auto t = o.task == "induction" ? makeInductionTask({o.length, o.symbols})
+                                       : makeSelectiveCopyTask({o.length, o.dataTokens, o.symbols});
+        vocab = t->vocabSize();
+        const std::string tok = symbolicTokenizerJson(vocab);
+        if (!tok.empty()) {
+            std::error_code ec;
+            fs::create_directories(out, ec);
+            writeFileAtomic(out / "tokenizer.json", tok);
+        }
+        return t;
+    }
+    if (o.task == "text") {
+        if (o.data.empty())
+            throw Error(ErrorCode::InvalidArgument, "--task text needs --data FILE");
+        const std::string text = readFileBytes(o.data);
+        BpeTrainerOptions bo;
+        bo.vocabSize = o.vocabSize;
+        const std::string tokJson = trainByteLevelBpe({text}, bo);
+        std::error_code ec;
+        fs::create_directories(out, ec);
+        writeFileAtomic(out / "tokenizer.json", tokJson);
+        const Tokenizer tok = Tokenizer::fromJson(tokJson, "trained tokenizer");
+        vocab = tok.vocabSize();
+        return makeTextTask(tok.encode(text, false), vocab, o.context, fs::absolute(o.data).string());
+    }
+    throw Error(ErrorCode::InvalidArgument, fmt::format("unknown task '{}'", o.task), {},
+                "expected selective-copy, induction or text");
+}
+
+void printProgress(const TrainProgress& p, bool accuracyTask)
+{
+    static auto last = std::chrono::steady_clock::now() - std::chrono::seconds(10);
+    const auto now = std::chrono::steady_clock::now();
+    if (p.evaluated) {
+        if (accuracyTask)
+            std::fprintf(stderr, "eval  step %lld: exact %.1f%%  loss %.4f\n", (long long)p.step,
+                         100.0 * p.evalAccuracy, p.evalLoss);
+        else
+            std::fprintf(stderr, "eval  step %lld: loss %.4f  perplexity %.2f\n", (long long)p.step, p.evalLoss,
+                         std::exp(p.evalLoss));
+    }
+    if (now - last < std::chrono::seconds(2) && p.step != p.steps)
+        return;
+    last = now;
+    std::fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  elapsed %s  left %s\n",
+                 (long long)p.step, (long long)p.steps, p.loss, p.lr, p.gradNorm, p.tokensPerSecond,
+                 duration(p.elapsedSeconds).c_str(), duration(p.etaSeconds).c_str());
+    std::fflush(stderr);
+}
+
+void writeCard(const fs::path& dir, const TrainCliOptions& o, const MambaTrainModel& model, const Task& task,
+               const TrainResult& res, const EvalResult& ev, uint64_t evalSeedValue, double seconds)
+{
+    const auto& c = model.config();
+    nlohmann::ordered_json metrics;
+    if (task.reportsAccuracy())
+        metrics = {{"exact_sequence_accuracy", ev.accuracy},
+                   {"token_accuracy", ev.tokenAccuracy},
+                   {"loss", ev.loss},
+                   {"eval_samples", ev.samples},
+                   {"eval_seed", evalSeedValue},
+                   {"eval_note", "fresh sequences drawn from the eval seed, never seen in training"}};
+    else
+        metrics = {{"loss", ev.loss},
+                   {"perplexity", ev.perplexity},
+                   {"eval_samples", ev.samples},
+                   {"eval_seed", evalSeedValue},
+                   {"eval_note", "windows of the held-out last tenth of the data"}};
+    nlohmann::ordered_json card = {
+        {"name", o.name.empty() ? fmt::format("mamba-{}", task.name()) : o.name},
+        {"trained", true},
+        {"label", fmt::format("trained: {}", task.name())},
+        {"task", task.toJson()},
+        {"data", task.name() == "text" ? o.data : std::string("generated from the seed (core/training/tasks.cpp)")},
+        {"size",
+         {{"d_model", c.D}, {"layers", c.layers}, {"d_state", c.N}, {"d_inner", c.E}, {"vocab_size", c.V},
+          {"parameters", model.params().numel()}}},
+        {"steps", res.step},
+        {"batch", o.batch},
+        {"tokens_seen", res.step * o.batch * task.sequenceLength()},
+        {"training_seconds", seconds},
+        {"metrics", metrics},
+        {"seed", o.seed},
+        {"command", commandLine(o)},
+    };
+    writeFileAtomic(dir / "archlens_card.json", card.dump(2) + "\n");
+}
+
+void runTrain(TrainCliOptions o)
+{
+    if (o.arch != "mamba")
+        throw Error(ErrorCode::Unsupported, fmt::format("training '{}' is not supported yet", o.arch), {},
+                    "only --arch mamba trains today");
+    fs::path out;
+    std::unique_ptr<MambaTrainModel> model;
+    std::unique_ptr<Task> task;
+    TrainOptions to;
+    bool resumed = false;
+    if (!o.resume.empty()) {
+        const fs::path rdir(o.resume);
+        const nlohmann::json st = readTrainerState(rdir);
+        to = TrainOptions::fromJson(st.at("options"));
+        if (st.contains("options") && st["options"].contains("extra") && st["options"]["extra"].contains("cli")) {
+            const auto& cli = st["options"]["extra"]["cli"];
+            const int64_t stepsOverride = o.steps;
+            const bool stepsGiven = o.steps != TrainCliOptions().steps;
+            o.task = cli.value("task", o.task);
+            o.data = cli.value("data", o.data);
+            o.name = cli.value("name", o.name);
+            o.dModel = cli.value("d_model", o.dModel);
+            o.layers = cli.value("layers", o.layers);
+            o.dState = cli.value("d_state", o.dState);
+            o.expand = cli.value("expand", o.expand);
+            o.length = cli.value("length", o.length);
+            o.dataTokens = cli.value("data_tokens", o.dataTokens);
+            o.symbols = cli.value("symbols", o.symbols);
+            o.context = cli.value("context", o.context);
+            o.vocabSize = cli.value("vocab_size", o.vocabSize);
+            o.batch = to.batch;
+            o.lr = to.lr;
+            o.warmup = to.warmup;
+            o.weightDecay = to.adam.weightDecay;
+            o.clip = to.clip;
+            o.seed = to.seed;
+            o.targetAccuracy = to.targetAccuracy;
+            o.evalEvery = to.evalEvery;
+            o.evalSamples = to.evalSamples;
+            o.finalEvalSamples = cli.value("final_eval_samples", o.finalEvalSamples);
+            o.steps = stepsGiven ? stepsOverride : to.steps;
+            to.steps = o.steps;
+        }
+        out = o.out.empty() ? rdir : fs::path(o.out);
+        o.out = out.string();
+        model = std::make_unique<MambaTrainModel>(MambaTrainModel::load(rdir));
+        task = loadTask(rdir);
+        resumed = true;
+        if (out != rdir) {
+            std::error_code ec;
+            fs::create_directories(out, ec);
+            if (fs::exists(rdir / "tokenizer.json"))
+                fs::copy_file(rdir / "tokenizer.json", out / "tokenizer.json", fs::copy_options::overwrite_existing);
+        }
+    } else {
+        if (o.out.empty())
+            throw Error(ErrorCode::InvalidArgument, "--out DIR is required (or --resume DIR)");
+        out = o.out;
+        int64_t vocab = 0;
+        task = makeTask(o, out, vocab);
+        MambaInitOptions init;
+        init.dModel = o.dModel;
+        init.layers = o.layers;
+        init.dState = o.dState;
+        init.expand = o.expand;
+        init.vocabSize = vocab;
+        init.seed = o.seed;
+        model = std::make_unique<MambaTrainModel>(MambaTrainModel::randomInit(init));
+        to.steps = o.steps;
+        to.batch = o.batch;
+        to.warmup = std::min(o.warmup, o.steps);
+        to.lr = o.lr;
+        to.minLrRatio = o.minLrRatio;
+        to.clip = o.clip;
+        to.adam.weightDecay = o.weightDecay;
+        to.seed = o.seed;
+        to.checkpointEvery = o.checkpointEvery;
+        to.evalEvery = o.evalEvery;
+        to.evalSamples = o.evalSamples;
+        to.targetAccuracy = o.targetAccuracy;
+        to.extra = {{"command", commandLine(o)},
+                    {"cli",
+                     {{"task", o.task}, {"data", o.data}, {"name", o.name}, {"d_model", o.dModel},
+                      {"layers", o.layers}, {"d_state", o.dState}, {"expand", o.expand}, {"length", o.length},
+                      {"data_tokens", o.dataTokens}, {"symbols", o.symbols}, {"context", o.context},
+                      {"vocab_size", o.vocabSize}, {"final_eval_samples", o.finalEvalSamples}}}};
+    }
+    to.checkpointEvery = o.checkpointEvery;
+    ThreadPool pool(defaultThreads(o.threads));
+    Trainer trainer(*model, *task, to, out, &pool);
+    if (resumed)
+        trainer.resume(o.resume);
+    std::fprintf(stderr,
+                 "%s %s Mamba (d_model %lld, %lld layers, d_state %lld, %lld parameters) on %s, %lld steps of %lld "
+                 "sequences × %lld tokens, %d threads%s\n",
+                 resumed ? "resuming" : "training", out.string().c_str(), (long long)model->config().D,
+                 (long long)model->config().layers, (long long)model->config().N, (long long)model->params().numel(),
+                 task->name().c_str(), (long long)to.steps, (long long)to.batch, (long long)task->sequenceLength(),
+                 pool.threads(), resumed ? fmt::format(" from step {}", trainer.step()).c_str() : "");
+    g_interrupted.store(false);
+    auto previous = std::signal(SIGINT, onSigint);
+    const bool accuracyTask = task->reportsAccuracy();
+    TrainResult res;
+    try {
+        res = trainer.run([&](const TrainProgress& p) { printProgress(p, accuracyTask); }, &g_interrupted);
+    } catch (...) {
+        std::signal(SIGINT, previous);
+        throw;
+    }
+    std::signal(SIGINT, previous);
+    if (res.cancelled)
+        throw Error(ErrorCode::Cancelled,
+                    fmt::format("interrupted at step {}; checkpoint saved in {}; continue with: archlens-cli train "
+                                "--resume {}",
+                                res.step, out.string(), out.string()));
+    const uint64_t evalSeedValue = o.seed + 7777;
+    const EvalResult ev = evaluate(*model, *task, evalSeedValue, o.finalEvalSamples, &pool);
+    const double seconds = readTrainerState(out).value("elapsed_seconds", res.seconds);
+    writeCard(out, o, *model, *task, res, ev, evalSeedValue, seconds);
+    if (accuracyTask)
+        fmt::print("trained {} steps in {}: {:.1f}% of {} fresh sequences exact (token accuracy {:.2f}%), loss {:.4f}; "
+                   "saved in {}\n",
+                   res.step, duration(seconds), 100 * ev.accuracy, ev.samples, 100 * ev.tokenAccuracy, ev.loss,
+                   out.string());
+    else
+        fmt::print("trained {} steps in {}: held-out loss {:.4f}, perplexity {:.2f}; saved in {}\n", res.step,
+                   duration(seconds), ev.loss, ev.perplexity, out.string());
+}
+
+void runBenchTrain(const TrainCliOptions& o, int64_t steps, bool json)
+{
+    auto task = makeSelectiveCopyTask({o.length, o.dataTokens, o.symbols});
+    MambaInitOptions init;
+    init.dModel = o.dModel;
+    init.layers = o.layers;
+    init.dState = o.dState;
+    init.expand = o.expand;
+    init.vocabSize = task->vocabSize();
+    init.seed = o.seed;
+    MambaTrainModel model = MambaTrainModel::randomInit(init);
+    ThreadPool pool(defaultThreads(o.threads));
+    TrainOptions to;
+    to.steps = steps + 2;
+    to.batch = o.batch;
+    to.warmup = 1;
+    to.evalEvery = 0;
+    AdamW adam(model.params(), to.adam);
+    std::vector<float> g(size_t(model.params().numel()));
+    std::vector<double> perStep;
+    for (int64_t s = 0; s < steps + 2; ++s) {
+        const Batch b = task->batch(stepSeed(o.seed, s), o.batch, false);
+        const auto t0 = std::chrono::steady_clock::now();
+        std::fill(g.begin(), g.end(), 0.f);
+        model.lossAndGrad(b.ids.data(), b.targets.data(), b.B, b.T, g.data(), &pool);
+        clipGradNorm(g.data(), int64_t(g.size()), 1.0);
+        adam.step(model.params(), g.data(), 1e-3);
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (s >= 2) // two warm-up steps
+            perStep.push_back(dt);
+    }
+    std::sort(perStep.begin(), perStep.end());
+    const double median = perStep[perStep.size() / 2], best = perStep.front();
+    const double tokens = double(o.batch * task->sequenceLength());
+    if (json) {
+        nlohmann::ordered_json j = {{"d_model", o.dModel}, {"layers", o.layers}, {"d_state", o.dState},
+                                    {"expand", o.expand}, {"batch", o.batch}, {"sequence_length", task->sequenceLength()},
+                                    {"threads", pool.threads()}, {"steps", steps},
+                                    {"parameters", model.params().numel()},
+                                    {"median_step_seconds", median}, {"min_step_seconds", best},
+                                    {"tokens_per_second", tokens / median},
+                                    {"best_tokens_per_second", tokens / best}};
+        fmt::print("{}\n", j.dump(2));
+    } else {
+        fmt::print("training step (forward + backward + AdamW), Mamba d_model {} × {} layers, d_state {}, {} params\n"
+                   "batch {} × {} tokens, {} threads, {} timed steps\n"
+                   "median {:.1f} ms/step = {:.0f} tokens/s (best {:.0f} tokens/s)\n",
+                   o.dModel, o.layers, o.dState, model.params().numel(), o.batch, task->sequenceLength(),
+                   pool.threads(), steps, median * 1e3, tokens / median, tokens / best);
+    }
+}
+
+void addModelOptions(CLI::App* cmd, TrainCliOptions& o)
+{
+    cmd->add_option("--d-model", o.dModel, "Model width")->capture_default_str();
+    cmd->add_option("--layers", o.layers, "Number of Mamba layers")->capture_default_str();
+    cmd->add_option("--d-state", o.dState, "SSM state size N")->capture_default_str();
+    cmd->add_option("--expand", o.expand, "d_inner = expand × d_model")->capture_default_str();
+    cmd->add_option("--length", o.length, "Task: positions before the marker / random symbols")->capture_default_str();
+    cmd->add_option("--data-tokens", o.dataTokens, "selective-copy: symbols to copy")->capture_default_str();
+    cmd->add_option("--symbols", o.symbols, "Task: distinct symbols")->capture_default_str();
+    cmd->add_option("--batch", o.batch, "Sequences per step")->capture_default_str();
+    cmd->add_option("--seed", o.seed, "Seed of the initialisation and the data")->capture_default_str();
+    cmd->add_option("--threads", o.threads, "CPU threads (0: every CPU)")->capture_default_str();
+}
+
+} // namespace
+
+void addTrainCommands(CLI::App& app)
+{
+    auto o = std::make_shared<TrainCliOptions>();
+    auto* cmd = app.add_subcommand("train", "Train a model from scratch on a synthetic task or a text file");
+    cmd->add_option("--arch", o->arch, "Architecture (mamba)")->capture_default_str();
+    cmd->add_option("--task", o->task, "selective-copy | induction | text")->capture_default_str();
+    cmd->add_option("--data", o->data, "Text file (--task text)");
+    cmd->add_option("--context", o->context, "text: tokens per training window")->capture_default_str();
+    cmd->add_option("--vocab-size", o->vocabSize, "text: BPE vocabulary trained on --data")->capture_default_str();
+    addModelOptions(cmd, *o);
+    cmd->add_option("--steps", o->steps, "Optimizer steps")->capture_default_str();
+    cmd->add_option("--lr", o->lr, "Peak learning rate (warm-up, then cosine to 10%)")->capture_default_str();
+    cmd->add_option("--warmup", o->warmup, "Warm-up steps")->capture_default_str();
+    cmd->add_option("--weight-decay", o->weightDecay, "AdamW weight decay (matrices only)")->capture_default_str();
+    cmd->add_option("--clip", o->clip, "Gradient clipping: max global norm")->capture_default_str();
+    cmd->add_option("--checkpoint-every", o->checkpointEvery, "Steps between checkpoints")->capture_default_str();
+    cmd->add_option("--eval-every", o->evalEvery, "Steps between evaluations (0: none)")->capture_default_str();
+    cmd->add_option("--eval-samples", o->evalSamples, "Sequences per periodic evaluation")->capture_default_str();
+    cmd->add_option("--final-eval-samples", o->finalEvalSamples, "Sequences in the final evaluation (model card)")
+        ->capture_default_str();
+    cmd->add_option("--target-accuracy", o->targetAccuracy,
+                    "Stop once a periodic evaluation reaches this exact-sequence accuracy (0: never)")
+        ->capture_default_str();
+    cmd->add_option("--name", o->name, "Name written into the model card");
+    cmd->add_option("--resume", o->resume, "Continue the run whose checkpoint is in DIR");
+    cmd->add_option("--out", o->out, "Folder to write (Hugging Face layout + optimizer + trainer state)");
+    cmd->callback([o] { runTrain(*o); });
+
+    CLI::App* bench = app.get_subcommand("bench");
+    auto bo = std::make_shared<TrainCliOptions>();
+    auto steps = std::make_shared<int64_t>(10);
+    auto json = std::make_shared<bool>(false);
+    auto* bt = bench->add_subcommand("train", "Time training steps (forward, backward, AdamW) in tokens/s");
+    addModelOptions(bt, *bo);
+    bt->add_option("--steps", *steps, "Timed steps (after 2 warm-up steps)")->capture_default_str();
+    bt->add_flag("--json", *json, "Print JSON");
+    bt->callback([bo, steps, json] { runBenchTrain(*bo, *steps, *json); });
+}
+
+} // namespace archlens::cli
