@@ -188,8 +188,9 @@ TEST(Tasks, SelectiveCopyLayout)
         EXPECT_EQ(ids[20], 1); // marker
         for (int64_t i = 0; i < 5; ++i) {
             EXPECT_EQ(tg[20 + i], data[size_t(i)]); // copied in order
-            if (i < 4)
+            if (i < 4) {
                 EXPECT_EQ(ids[21 + i], data[size_t(i)]);
+            }
         }
         for (int64_t t = 0; t < 20; ++t)
             EXPECT_EQ(tg[t], -1);
