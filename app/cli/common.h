@@ -35,5 +35,6 @@ void addBenchCommand(CLI::App& app);      // cmd_bench.cpp
 void addBenchScanCommand(CLI::App* bench);  // cmd_bench.cpp
 void addBenchModelCommand(CLI::App* bench); // cmd_bench_model.cpp
 void addFigureCommand(CLI::App& app);
+void addRouteCommand(CLI::App& app); // cmd_route.cpp
 
 } // namespace archlens::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv)
     archlens::cli::addInitModelCommand(app);
     archlens::cli::addBenchCommand(app);
     archlens::cli::addFigureCommand(app);
+    archlens::cli::addRouteCommand(app);
 
     // Notices (such as the backend fallback) are printed once the command has succeeded,
     // so a failure always ends with exactly one line on stderr: the reason.
