@@ -2,7 +2,9 @@
 // corpora (text files or folders), in sequential chunks of at most --chunk tokens, written as a
 // long-form CSV or an HDF5 report (core/analysis/route_report.h), with the balance readouts and
 // the top tokens per expert printed as a summary.
+#include <algorithm>
 #include <cstdio>
+#include <unistd.h>
 #include <optional>
 #include <set>
 
@@ -21,6 +23,14 @@ namespace {
 bool endsWith(const std::string& s, const std::string& tail)
 {
     return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+// a token's text with newlines and tabs made visible, for one-line summaries
+std::string visible(std::string s)
+{
+    std::string out;
+    for (char c : s)
+        out += c == '\n' ? "↵" : c == '\t' ? "⇥" : std::string(1, c);
+    return out;
 }
 } // namespace
 
@@ -72,7 +82,28 @@ void addRouteCommand(CLI::App& app)
 
         std::vector<analysis::RouteAccumulator> accs(o->corpora.size());
         std::vector<analysis::NamedRoute> named;
-        std::set<std::string> usedNames;
+        // corpus labels: the file or folder name; when two share it (code/heldout.txt and
+        // de/heldout.txt), each gets its parent folder too
+        auto normal = [](const std::string& c) {
+            auto p = std::filesystem::absolute(c).lexically_normal();
+            return p.has_filename() ? p : p.parent_path(); // "code/" -> "code"
+        };
+        std::vector<std::string> names;
+        for (const auto& c : o->corpora)
+            names.push_back(normal(c).filename().string());
+        for (size_t i = 0; i < names.size(); ++i)
+            if (std::count(names.begin(), names.end(), names[i]) > 1) {
+                const std::string shared = names[i];
+                for (size_t j = 0; j < names.size(); ++j)
+                    if (names[j] == shared) {
+                        const auto abs = normal(o->corpora[j]);
+                        names[j] = (abs.parent_path().filename() / abs.filename()).string();
+                    }
+            }
+        for (size_t i = 0; i < names.size(); ++i)
+            for (size_t j = 0; j < i; ++j)
+                if (names[j] == names[i])
+                    names[i] += "-" + std::to_string(i + 1);
         for (size_t i = 0; i < o->corpora.size(); ++i) {
             const std::filesystem::path src = o->corpora[i];
             std::vector<int32_t> ids;
@@ -84,21 +115,19 @@ void addRouteCommand(CLI::App& app)
             }
             if (o->maxTokens > 0 && int64_t(ids.size()) > o->maxTokens)
                 ids.resize(size_t(o->maxTokens));
-            std::string name = std::filesystem::path(src).filename().string();
-            if (name.empty())
-                name = std::filesystem::path(src).parent_path().filename().string();
-            for (int n = 2; usedNames.count(name); ++n)
-                name = fmt::format("{}-{}", std::filesystem::path(src).filename().string(), n);
-            usedNames.insert(name);
+            const std::string name = names[i];
+            // progress on a terminal only (a log or a test's captured stderr stays clean)
+            const bool tty = isatty(fileno(stderr));
             int lastPct = -1;
             analysis::routeTokens(*model, ids, accs[i], o->chunk, [&](int64_t done, int64_t total) {
                 const int pct = int(100 * done / std::max<int64_t>(total, 1));
-                if (pct / 10 != lastPct / 10)
+                if (tty && pct != lastPct)
                     std::fprintf(stderr, "\r%s: %d%% of %lld tokens", name.c_str(), pct, (long long)total);
                 lastPct = pct;
                 return true;
             });
-            std::fprintf(stderr, "\n");
+            if (tty)
+                std::fprintf(stderr, "\n");
             named.push_back({name, src.string(), &accs[i]});
         }
         if (h5)
@@ -117,7 +146,7 @@ void addRouteCommand(CLI::App& app)
                 for (int64_t e = 0; e < L.experts && o->top > 0; ++e) {
                     std::string toks;
                     for (const auto& [id, n] : c.route->topTokens(l, e, size_t(o->top)))
-                        toks += fmt::format("{}'{}'×{}", toks.empty() ? "" : " ", tokenDisplay(tok, id), n);
+                        toks += fmt::format("{}'{}'×{}", toks.empty() ? "" : " ", visible(tokenDisplay(tok, id)), n);
                     fmt::print("    expert {}: {} picks; top tokens {}\n", e, L.counts[size_t(e)], toks);
                 }
             }
