@@ -68,6 +68,7 @@ void AttentionFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const 
     m.map = Colormap::Viridis;
     m.scale = ValueScale{0.f, 1.f, false};
     m.barLabel = QObject::tr("attention weight");
+    m.square = true;
     m.rowLabel = QObject::tr("query token");
     m.rowName = [this](int64_t q) { return QStringLiteral("%1 %2").arg(q).arg(tokenText(q)); };
     m.colsAreTokens = true;
@@ -337,6 +338,7 @@ void HiddenAttentionFigure::paint(QPainter& p, const QRectF& r, const Theme& t, 
     m.map = Colormap::Diverging;
     m.scale = autoScale(m, true);
     m.barLabel = QObject::tr("α / Σ|α| of the row");
+    m.square = true;
     m.rowLabel = QObject::tr("output token t");
     m.rowName = [this, w](int64_t q) { return QStringLiteral("%1 %2").arg(q + w.begin).arg(tokenText(q + w.begin)); };
     m.colsAreTokens = true;
@@ -459,8 +461,10 @@ void LayerMapFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const I
     const QFontMetricsF fm(t.font, p.device());
     const qreal labelW = fm.horizontalAdvance(QStringLiteral("00 attention · moe")) + fm.height() * 1.2;
     const qreal axisH = tokenAxisHeight(p, t);
-    m_labels = QRectF(rest.left(), rest.top(), labelW, rest.height() - axisH);
-    m_timeline = QRectF(rest.left() + labelW, rest.top(), rest.width() - labelW - fm.height(), rest.height() - axisH);
+    const qreal top = fm.height() * 1.1; // room for the "generated →" mark
+    m_labels = QRectF(rest.left(), rest.top() + top, labelW, rest.height() - axisH - top);
+    m_timeline = QRectF(rest.left() + labelW, rest.top() + top, rest.width() - labelW - fm.height(),
+                        rest.height() - axisH - top);
     const qreal rowH = m_timeline.height() / qreal(std::max(m_layers, 1));
     const qreal colW = m_timeline.width() / qreal(std::max<int64_t>(m_tokens, 1));
     const QColor mambaC(0, 150, 136), attnC(239, 108, 0), moeC(123, 31, 162), mlpC(150, 150, 150);
@@ -511,6 +515,7 @@ void LayerMapFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const I
             p.drawRect(QRectF(m_timeline.left(), y, m_timeline.width(), rowH - 1));
         }
     }
+    drawPromptBoundary(p, m_timeline, t, m_src->routing.promptLength, m_tokens);
     const int cur = token();
     if (cur >= 0 && cur < m_tokens) {
         p.setPen(QPen(t.cursor, 2));

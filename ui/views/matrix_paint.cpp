@@ -72,6 +72,23 @@ QString csvField(const QString& s)
     return v;
 }
 
+void drawPromptBoundary(QPainter& p, const QRectF& plot, const Theme& t, int64_t at, int64_t tokens)
+{
+    if (at <= 0 || at >= tokens)
+        return;
+    const qreal x = plot.left() + plot.width() * qreal(at) / qreal(tokens);
+    p.save();
+    p.setPen(QPen(t.highlight, 2, Qt::DashLine));
+    p.drawLine(QPointF(x, plot.top()), QPointF(x, plot.bottom()));
+    const QFontMetricsF fm(t.font, p.device());
+    p.setPen(t.highlight);
+    p.setFont(t.font);
+    const QString label = QObject::tr("generated →");
+    p.drawText(QRectF(x + 3, plot.top() - fm.height() * 1.05, fm.horizontalAdvance(label) + 4, fm.height()),
+               Qt::AlignLeft | Qt::AlignVCenter, label);
+    p.restore();
+}
+
 QString csvName(const QString& s)
 {
     if (s.contains(',') || s.contains('"') || s.contains('\n'))
@@ -110,6 +127,14 @@ MatrixGeometry paintMatrix(QPainter& p, const QRectF& area, const Theme& t, cons
                     area.height() - bottomH - fm.height() * 0.3);
     if (g.plot.width() < 4 || g.plot.height() < 4 || m.rows <= 0 || m.cols <= 0)
         return g;
+    if (m.square) {
+        // cells at most 2.5 times wider than tall: close enough to square to read a diagonal,
+        // without shrinking to a stamp in a short dock
+        const qreal cellH = g.plot.height() / qreal(m.rows);
+        g.plot.setWidth(std::min(g.plot.width(), cellH * 2.5 * qreal(m.cols)));
+        const qreal cellW = g.plot.width() / qreal(m.cols);
+        g.plot.setHeight(std::min(g.plot.height(), cellW * qreal(m.rows)));
+    }
     const qreal dpr = p.device() ? p.device()->devicePixelRatioF() : 1.0;
     const QImage img = matrixImage(m, QSize(int(std::ceil(g.plot.width() * dpr)), int(std::ceil(g.plot.height() * dpr))),
                                    t.background.rgba());

@@ -27,6 +27,7 @@ struct MatrixSpec {
     std::function<QString(int64_t row)> rowName; // tick text; default: the number
     std::function<QString(int64_t col)> colName; // when !colsAreTokens
     bool colorbar = true;
+    bool square = false; // square cells (matrices of like axes: attention, co-activation)
 };
 
 // The laid-out plot of the last paint, for hit testing.
@@ -50,6 +51,9 @@ MatrixGeometry paintMatrix(QPainter& p, const QRectF& area, const Theme& t, cons
                            int64_t cursorCol = -1);
 // A one-line warning band (collapse, capping); returns the area below it.
 QRectF paintWarning(QPainter& p, const QRectF& area, const Theme& t, const QString& text);
+// The prompt/generated boundary: a dashed line before token `at` of a plot whose columns are
+// `tokens` tokens, labelled "generated →" (nothing when at is 0 or past the end).
+void drawPromptBoundary(QPainter& p, const QRectF& plot, const Theme& t, int64_t at, int64_t tokens);
 QString csvField(const QString& s); // token text: spaces and newlines made visible, quoted when needed
 QString csvName(const QString& s);  // a label: quoted when needed, otherwise unchanged
 

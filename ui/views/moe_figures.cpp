@@ -32,20 +32,6 @@ QString moeLayerList(const MoeSource* s)
     return l.isEmpty() ? QObject::tr("none") : l.join(',');
 }
 
-// The prompt/generated boundary as a dashed line at token index `at` of a token-columned plot.
-void drawPromptBoundary(QPainter& p, const QRectF& plot, const Theme& t, int64_t at, int64_t tokens)
-{
-    if (at <= 0 || at >= tokens)
-        return;
-    const qreal x = plot.left() + plot.width() * qreal(at) / qreal(tokens);
-    p.setPen(QPen(t.highlight, 2, Qt::DashLine));
-    p.drawLine(QPointF(x, plot.top()), QPointF(x, plot.bottom()));
-    const QFontMetricsF fm(t.font, p.device());
-    p.setPen(t.highlight);
-    p.drawText(QRectF(x + 3, plot.top() - fm.height() * 1.05, fm.horizontalAdvance(QStringLiteral("generated →")) + 4,
-                      fm.height()),
-               Qt::AlignLeft | Qt::AlignVCenter, QObject::tr("generated →"));
-}
 } // namespace
 
 MoeFigureBase::MoeFigureBase(const TraceModel* model, const Selection* sel, const MoeSource* src)
@@ -388,7 +374,9 @@ void ExpertLoadFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const
         b = analysis::layerBalance(*R);
     else if (!m_src->corpora.empty())
         b = m_src->corpora.front().route.balance(layer());
-    QRectF rest = paint::drawTitle(p, r, t, title(), balanceLine(b));
+    QRectF rest = paint::drawTitle(p, r, t, title(),
+                                   (R ? QObject::tr("this run: ") : m_src->corpora.front().name + QStringLiteral(": ")) +
+                                       balanceLine(b));
     QString warn = QString::fromStdString(b.warning());
     for (const auto& c : m_src->corpora) {
         const std::string w = c.route.balance(layer()).warning();
@@ -465,6 +453,30 @@ void ExpertLoadFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const
     uniform->attachAxis(ay);
     m_scene->addItem(m_chart);
     const QFontMetricsF fm(t.font, p.device());
+    // the top tokens per expert of each corpus, one line per corpus under the chart
+    if (!m_src->corpora.empty()) {
+        const qreal lineH = fm.height() * 1.15;
+        QRectF lines(rest.left() + fm.height() * 0.4, rest.bottom() - lineH * qreal(m_src->corpora.size()),
+                     rest.width() - fm.height() * 0.8, lineH * qreal(m_src->corpora.size()));
+        rest.setBottom(lines.top() - fm.height() * 0.2);
+        p.setFont(t.font);
+        for (size_t i = 0; i < m_src->corpora.size(); ++i) {
+            const CorpusRoute& c = m_src->corpora[i];
+            QStringList parts;
+            for (int64_t e = 0; e < X; ++e) {
+                QStringList toks;
+                for (const auto& [id, n] : c.route.topTokens(layer(), e, 4))
+                    toks << QStringLiteral("'%1'").arg(m_src->tokenText ? visibleTokenText(m_src->tokenText(id))
+                                                                      : QStringLiteral("#%1").arg(id));
+                parts << QStringLiteral("E%1 %2").arg(e).arg(toks.join(' '));
+            }
+            p.setPen(t.text);
+            p.drawText(QRectF(lines.left(), lines.top() + lineH * qreal(i), lines.width(), lineH),
+                       Qt::AlignLeft | Qt::AlignVCenter,
+                       fm.elidedText(QObject::tr("%1, top tokens: %2").arg(c.name, parts.join(QStringLiteral(" · "))),
+                                     Qt::ElideRight, lines.width()));
+        }
+    }
     const qreal scale = std::max<qreal>(0.1, fm.height() / QFontMetricsF(t.font).height());
     const QSizeF sceneSize(rest.width() / scale, rest.height() / scale);
     m_chart->setGeometry(QRectF(QPointF(0, 0), sceneSize));
@@ -700,6 +712,7 @@ void CoactivationFigure::paint(QPainter& p, const QRectF& r, const Theme& t, con
     s.map = Colormap::Magma;
     s.scale = autoScale(s, false);
     s.barLabel = QObject::tr("tokens choosing both");
+    s.square = true;
     s.rowLabel = QObject::tr("expert");
     s.colLabel = QObject::tr("expert");
     s.rowName = [](int64_t e) { return QStringLiteral("E%1").arg(e); };
