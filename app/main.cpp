@@ -95,6 +95,7 @@ int main(int argc, char** argv)
             if (auto* d = window.findChild<QDockWidget*>("dock.moe")) {
                 d->show();
                 d->raise();
+                window.resizeDocks({d}, {int(window.height() * 0.62)}, Qt::Vertical);
             }
             moePanel->showView(parser.value(view));
         }
