@@ -120,24 +120,38 @@ void RoutingRecorder::record(int layer, Probe p, int64_t tokenBegin, const Tenso
     if (p == Probe::AttnWeights) {
         // (H, t, S) rows for queries [tokenBegin, tokenBegin + t) over keys [0, S)
         const int64_t H = v.dim(0), t = v.dim(1), S = v.dim(2);
-        LayerAttention& a = m_data.attn[layer];
-        const int64_t T = std::max(a.tokens, tokenBegin + t);
-        if (a.heads != H || T != a.tokens) {
-            std::vector<float> grown(size_t(H * T * T), 0.f);
-            if (a.heads == H)
-                for (int64_t h = 0; h < H; ++h)
-                    for (int64_t q = 0; q < a.tokens; ++q)
-                        std::memcpy(&grown[size_t((h * T + q) * T)], &a.weights[size_t((h * a.tokens + q) * a.tokens)],
-                                    size_t(a.tokens) * sizeof(float));
-            a.weights.swap(grown);
-            a.heads = H;
-            a.tokens = T;
+        int64_t end = tokenBegin + t;
+        if (m_attentionCap > 0 && end > m_attentionCap) {
+            m_data.attentionCap = m_attentionCap;
+            end = m_attentionCap;
         }
+        if (end <= tokenBegin)
+            return;
+        LayerAttention& a = m_data.attn[layer];
+        if (a.heads != H) {
+            a = LayerAttention{};
+            a.heads = H;
+        }
+        if (end > a.stride) {
+            int64_t stride = std::max<int64_t>(a.stride, 16);
+            while (stride < end)
+                stride *= 2;
+            if (m_attentionCap > 0)
+                stride = std::min(stride, std::max(m_attentionCap, end));
+            std::vector<float> grown(size_t(H * stride * stride), 0.f);
+            for (int64_t h = 0; h < H; ++h)
+                for (int64_t q = 0; q < a.tokens; ++q)
+                    std::memcpy(&grown[size_t((h * stride + q) * stride)], &a.weights[size_t((h * a.stride + q) * a.stride)],
+                                size_t(a.tokens) * sizeof(float));
+            a.weights.swap(grown);
+            a.stride = stride;
+        }
+        a.tokens = std::max(a.tokens, end);
         const float* src = v.f32();
         for (int64_t h = 0; h < H; ++h)
-            for (int64_t q = 0; q < t; ++q)
-                std::memcpy(&a.weights[size_t((h * T + tokenBegin + q) * T)], src + (h * t + q) * S,
-                            size_t(std::min(S, T)) * sizeof(float));
+            for (int64_t q = 0; q < end - tokenBegin; ++q)
+                std::memcpy(&a.weights[size_t((h * a.stride + tokenBegin + q) * a.stride)], src + (h * t + q) * S,
+                            size_t(std::min(S, end)) * sizeof(float));
         ++m_version;
         return;
     }

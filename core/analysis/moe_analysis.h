@@ -34,18 +34,20 @@ struct LayerRouting {
     int32_t top1(int64_t t) const { return topk[size_t(t * topK)]; }
 };
 
-// One attention layer's post-softmax weights (H, T, T), grown as decoding steps arrive
-// (a step's (H, t, S) rows extend the matrix to (H, S, S); entries s > t stay 0).
+// One attention layer's post-softmax weights, grown as decoding steps arrive (a step's (H, t, S)
+// rows extend the matrix to (H, S, S); entries s > t stay 0). Stored (H, stride, stride) with
+// stride >= tokens doubling as it grows, so a decoding step copies its own rows, not the matrix.
 struct LayerAttention {
-    int64_t heads = 0, tokens = 0;
-    std::vector<float> weights; // (H, T, T)
-    float at(int64_t h, int64_t t, int64_t s) const { return weights[size_t((h * tokens + t) * tokens + s)]; }
+    int64_t heads = 0, tokens = 0, stride = 0;
+    std::vector<float> weights; // (H, stride, stride)
+    float at(int64_t h, int64_t t, int64_t s) const { return weights[size_t((h * stride + t) * stride + s)]; }
 };
 
 struct RoutingData {
     std::vector<std::string> layerMixer; // per layer: "mamba" | "attention"
     std::vector<std::string> layerFfn;   // per layer: "none" | "mlp" | "moe"
     int64_t promptLength = 0;            // tokens before this are the prompt, the rest generated
+    int64_t attentionCap = 0;            // > 0: attention weights kept for the first attentionCap tokens only
     std::map<int, LayerRouting> moe;
     std::map<int, LayerAttention> attn;
 
@@ -62,6 +64,9 @@ struct RoutingData {
 class RoutingRecorder : public ProbeSink {
 public:
     explicit RoutingRecorder(bool attention = true);
+    // Attention weights are H·T² floats per layer: keep them for the first n tokens only
+    // (0: no cap). RoutingData::attentionCap says so once tokens were left out.
+    void setAttentionTokenCap(int64_t n) { m_attentionCap = n; }
     void reset(std::vector<std::string> layerMixer, std::vector<std::string> layerFfn, int64_t promptLength);
     void setPromptLength(int64_t n);
     bool wants(int layer, Probe p) const override;
@@ -72,6 +77,7 @@ public:
 private:
     mutable std::mutex m_mutex;
     bool m_attention;
+    int64_t m_attentionCap = 0;
     RoutingData m_data;
     std::atomic<uint64_t> m_version{0};
 };

@@ -131,8 +131,26 @@ TEST(MoeAnalysis, AttentionWeightsGrowOverDecodingSteps)
         const LayerAttention &x = *a.attention(l), &y = *b.attention(l);
         ASSERT_EQ(x.tokens, 6);
         ASSERT_EQ(x.heads, y.heads);
-        for (size_t i = 0; i < x.weights.size(); ++i)
-            EXPECT_NEAR(x.weights[i], y.weights[i], 1e-5);
+        for (int64_t h = 0; h < x.heads; ++h)
+            for (int64_t q = 0; q < 6; ++q)
+                for (int64_t k = 0; k < 6; ++k)
+                    EXPECT_NEAR(x.at(h, q, k), y.at(h, q, k), 1e-5);
+    }
+    // a token cap keeps the first tokens' weights and says so
+    RoutingRecorder capped(true);
+    capped.setAttentionTokenCap(5);
+    auto s3 = model->newState();
+    model->forward(std::span(ids).first(4), *s3, &capped, ForwardMode::Chunk, false);
+    model->forward(std::span(ids).subspan(4, 1), *s3, &capped, ForwardMode::Auto, false);
+    model->forward(std::span(ids).subspan(5, 1), *s3, &capped, ForwardMode::Auto, false);
+    const RoutingData c = capped.snapshot();
+    EXPECT_EQ(c.attentionCap, 5);
+    for (int l : c.attentionLayers()) {
+        const LayerAttention &x = *c.attention(l), &y = *b.attention(l);
+        ASSERT_EQ(x.tokens, 5);
+        for (int64_t q = 0; q < 5; ++q)
+            for (int64_t k = 0; k < 5; ++k)
+                EXPECT_NEAR(x.at(0, q, k), y.at(0, q, k), 1e-5);
     }
 }
 

@@ -212,6 +212,13 @@ private slots:
         auto one = analysis::hiddenAttention(in, 3, analysis::hiddenAttentionWindow(T - 1));
         analysis::normaliseRowsByAbsSum(one, T);
         QVERIFY(std::fabs(f.shown()[size_t(T * T - 1)] - one[size_t(T * T - 1)]) < 1e-9);
+        // the GUI's work budget lowers the cap of a mean over channels, not of one channel
+        src.hiddenAttentionWork = 1000;
+        QCOMPARE(f.effectiveCap(), int64_t(analysis::kDefaultHiddenAttentionCap)); // one channel (3)
+        f.setChannels({});
+        QCOMPARE(f.effectiveCap(), int64_t(16));
+        f.setChannels({3});
+        src.hiddenAttentionWork = 0;
         // capped
         src.hiddenAttentionCap = 4;
         QVERIFY(f.window().capped);

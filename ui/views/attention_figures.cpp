@@ -57,10 +57,15 @@ void AttentionFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const 
     }
     p.fillRect(r, t.background);
     const LayerAttention& A = *m_src->routing.attention(layer());
-    const QRectF rest = paint::drawTitle(p, r, t, title(),
-                                         QObject::tr("row t: how query token t spreads its attention over keys s ≤ t "
-                                                     "(each row sums to 1); %1 heads")
-                                             .arg(A.heads));
+    QRectF rest = paint::drawTitle(p, r, t, title(),
+                                   QObject::tr("row t: how query token t spreads its attention over keys s ≤ t "
+                                               "(each row sums to 1); %1 heads")
+                                       .arg(A.heads));
+    if (m_src->routing.attentionCap > 0)
+        rest = paintWarning(p, rest, t,
+                            QObject::tr("attention weights kept for the first %1 tokens only (H·T² floats per layer: "
+                                        "memory cap)")
+                                .arg(m_src->routing.attentionCap));
     MatrixSpec m;
     m.rows = m.cols = A.tokens;
     const int h = m_head;
@@ -144,9 +149,13 @@ void AttentionOverviewFigure::paint(QPainter& p, const QRectF& r, const Theme& t
         return;
     }
     p.fillRect(r, t.background);
-    const QRectF rest = paint::drawTitle(p, r, t, title(),
-                                         QObject::tr("rows: attention layers, columns: heads; each panel query × key, "
-                                                     "weights 0 to 1 (viridis); click a panel to open it"));
+    QRectF rest = paint::drawTitle(p, r, t, title(),
+                                   QObject::tr("rows: attention layers, columns: heads; each panel query × key, "
+                                               "weights 0 to 1 (viridis); click a panel to open it"));
+    if (m_src->routing.attentionCap > 0)
+        rest = paintWarning(p, rest, t,
+                            QObject::tr("attention weights kept for the first %1 tokens only (memory cap)")
+                                .arg(m_src->routing.attentionCap));
     const auto layers = m_src->routing.attentionLayers();
     int64_t H = 0;
     for (int l : layers)
@@ -270,9 +279,21 @@ QString HiddenAttentionFigure::unavailableReason() const
     return {};
 }
 
+int64_t HiddenAttentionFigure::effectiveCap() const
+{
+    int64_t cap = m_src->hiddenAttentionCap;
+    const auto cs = shownChannels();
+    if (cs.size() != 1 && m_src->hiddenAttentionWork > 0) {
+        const double E = double(cs.empty() ? m_model->dInner() : int64_t(cs.size()));
+        const double N = double(std::max<int64_t>(m_model->dState(), 1));
+        cap = std::min(cap, std::max<int64_t>(16, int64_t(std::sqrt(2.0 * m_src->hiddenAttentionWork / (E * N)))));
+    }
+    return cap;
+}
+
 analysis::AttentionWindow HiddenAttentionFigure::window() const
 {
-    return analysis::hiddenAttentionWindow(token(), m_src->hiddenAttentionCap);
+    return analysis::hiddenAttentionWindow(token(), effectiveCap());
 }
 
 const std::vector<double>& HiddenAttentionFigure::shown() const
@@ -323,8 +344,11 @@ void HiddenAttentionFigure::paint(QPainter& p, const QRectF& r, const Theme& t, 
     QRectF rest = paint::drawTitle(p, r, t, title(), sub);
     if (w.capped)
         rest = paintWarning(p, rest, t,
-                            QObject::tr("capped: tokens %1..%2 of %3 shown (at most %4; earlier sources left out)")
-                                .arg(w.begin).arg(w.end - 1).arg(m_model->tokenCount()).arg(m_src->hiddenAttentionCap));
+                            QObject::tr("capped: tokens %1..%2 of %3 shown (at most %4; earlier sources left out)%5")
+                                .arg(w.begin).arg(w.end - 1).arg(m_model->tokenCount()).arg(effectiveCap())
+                                .arg(effectiveCap() < m_src->hiddenAttentionCap
+                                         ? QObject::tr("; the mean over channels costs T²·E·N, one channel shows more")
+                                         : QString()));
     if (a.empty()) {
         paintMessage(p, rest, t, QObject::tr("Some of these tokens' Δ, B or C were dropped by the memory cap."));
         return;

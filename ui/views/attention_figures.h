@@ -76,6 +76,7 @@ public:
     // The normalised matrix shown, (W, W), and its window (computed on demand, cached).
     const std::vector<double>& shown() const;
     analysis::AttentionWindow window() const;
+    int64_t effectiveCap() const; // the cap, lowered for a costly mean over channels
 
 private:
     std::vector<int64_t> shownChannels() const; // empty: mean over all

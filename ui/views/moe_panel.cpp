@@ -19,6 +19,8 @@
 #include <QToolButton>
 #include <QVBoxLayout>
 
+#include <algorithm>
+#include <cmath>
 #include <optional>
 
 #include "analysis/route_report.h"
@@ -65,6 +67,11 @@ public:
             if (tok && !prompt.isEmpty())
                 promptLength = int64_t(tok->encode(prompt.toStdString(), true).size());
             recorder.reset(info.layerMixer, info.layerFfn, promptLength);
+            // attention weights are H·T² floats per attention layer: keep about 256 MiB at most
+            const int64_t attnLayers = std::count(info.layerMixer.begin(), info.layerMixer.end(), "attention");
+            if (attnLayers > 0 && info.heads > 0)
+                recorder.setAttentionTokenCap(std::clamp<int64_t>(
+                    int64_t(std::sqrt(double(256ull << 20) / (4.0 * double(info.heads * attnLayers)))), 64, 4096));
             state = model->newState();
             return {};
         } catch (const std::exception& e) {
@@ -110,6 +117,7 @@ MoePanel::MoePanel(TraceModel* model, Selection* sel, QWidget* parent)
     , m_sel(sel)
 {
     setObjectName("panel.moe");
+    m_src.hiddenAttentionWork = 3e8; // a few tenths of a second per repaint on the UI thread
     auto* v = new QVBoxLayout(this);
     v->setContentsMargins(2, 2, 2, 2);
     auto* bar = new QHBoxLayout;

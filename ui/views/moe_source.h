@@ -25,6 +25,9 @@ struct MoeSource {
     std::vector<CorpusRoute> corpora;              // 0, 1 or 2 (side by side)
     std::function<QString(int32_t)> tokenText;     // id -> text, for top tokens per expert
     int64_t hiddenAttentionCap = analysis::kDefaultHiddenAttentionCap;
+    // > 0: a mean over channels costs about W²·E·N/2 multiply-adds for W tokens; the GUI keeps it
+    // under this many (it paints on the UI thread) by showing fewer tokens. 0: no limit (CLI).
+    double hiddenAttentionWork = 0;
     quint64 version = 0;                           // bumped whenever anything above changes
 };
 

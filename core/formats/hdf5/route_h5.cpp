@@ -135,7 +135,7 @@ RoutingData readRoutingTrace(const std::filesystem::path& path)
             const Tensor w = r.read(base + "attn/weights");
             LayerAttention& a = d.attn[l];
             a.heads = w.dim(0);
-            a.tokens = w.dim(1);
+            a.tokens = a.stride = w.dim(1);
             copy(w, a.weights);
         }
     }
