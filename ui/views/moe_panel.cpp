@@ -306,6 +306,14 @@ void MoePanel::onCleared()
         });
         return;
     }
+    // a pure Mamba model has no router and no attention: hidden attention reads the session's own
+    // probes, so no second copy of the model is loaded
+    if (!meta.layerMixer.isEmpty() && meta.layerMixer.count(QStringLiteral("mamba")) == meta.layerMixer.size()) {
+        --m_pending;
+        m_status->clear();
+        applySnapshot({});
+        return;
+    }
     const QString path = meta.modelPath, prompt = meta.prompt;
     RoutingWorker* w = m_worker;
     QMetaObject::invokeMethod(w, [self, w, gen, path, prompt] {
@@ -441,7 +449,7 @@ void MoePanel::setCorpus(int slot, const QString& path)
         QString err;
         try {
             if (!w->model)
-                throw Error(ErrorCode::InvalidArgument, "load a model first");
+                throw Error(ErrorCode::InvalidArgument, "this model has no routed experts to count (or is still loading)");
             if (!w->tok)
                 throw Error(ErrorCode::InvalidArgument, "the model folder has no tokenizer.json to encode the corpus");
             std::vector<int32_t> ids;

@@ -9,7 +9,8 @@
 //
 // Why its own worker: the session's sink belongs to the scan explorer's engine, which is being
 // rewired onto RunSession; once that exposes a probe hook, the recorder moves there
-// (analysis::TeeSink) and the second model copy goes away.
+// (analysis::TeeSink) and the second model copy goes away. Pure Mamba models (no router, no
+// attention) load no second copy: hidden attention reads the session's own probes.
 #pragma once
 
 #include <QPointer>
