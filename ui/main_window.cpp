@@ -454,6 +454,11 @@ void MainWindow::onWorkFinished(const WorkDone& d)
         statusBar()->showMessage(tr("Cancelled after %1 tokens").arg(d.tokens), 5000);
     if (d.kind == QLatin1String("save"))
         statusBar()->showMessage(tr("Trace saved (%1 tokens)").arg(d.tokens), 5000);
+    if (d.kind == QLatin1String("jump") && !d.cancelled)
+        statusBar()->showMessage(tr("Token %1 recomputed from the nearest checkpoint in %2 ms")
+                                     .arg(m_sel.token())
+                                     .arg(d.seconds * 1000, 0, 'f', 0),
+                                 4000);
     if (d.kind == QLatin1String("trace")) {
         const RunMeta& m = m_session->model()->meta();
         setWindowTitle(tr("ArchLens — %1 (trace)").arg(m.modelName));
@@ -463,6 +468,11 @@ void MainWindow::onWorkFinished(const WorkDone& d)
         updateLayerChoices();
     }
     updateStatus();
+    if (d.kind != QLatin1String("jump"))
+        m_session->ensureToken(m_sel.token()); // the cap may have dropped what the cursor shows
+    showPredictions(m_sel.token());
+    for (FigureWidget* v : m_views)
+        v->update();
     m_strip->setFocus();
     emit workFinished(d);
     if (d.kind == QLatin1String("prefill") || d.kind == QLatin1String("trace") || d.kind == QLatin1String("step") ||
@@ -531,18 +541,20 @@ void MainWindow::onTokenChanged(int token)
     for (FigureWidget* v : m_views)
         if (auto* f = dynamic_cast<TokenHeatmapFigure*>(v->figure()))
             f->ensureVisible(token);
+    // a token whose frames or states the memory cap dropped is recomputed on the worker
+    m_session->ensureToken(token);
 }
 
 void MainWindow::showPredictions(int token)
 {
     const TraceModel* m = m_session->model();
     m_predictions->setRowCount(0);
-    if (token < 0 || token >= m->top5().size())
+    if (token < 0 || token >= m->tokenCount())
         return;
     m_predTitle->setText(tr("<b>Top-5 next-token predictions</b> after token %1 “%2”")
                              .arg(token)
                              .arg(visibleTokenText(m->texts().value(token)).toHtmlEscaped()));
-    const auto& top = m->top5()[token];
+    const QVector<Prediction> top = m->predictions(token);
     m_predictions->setRowCount(int(top.size()));
     for (int i = 0; i < top.size(); ++i) {
         m_predictions->setItem(i, 0, new QTableWidgetItem(visibleTokenText(top[i].text)));
@@ -554,15 +566,27 @@ void MainWindow::showPredictions(int token)
 void MainWindow::updateStatus()
 {
     const TraceModel* m = m_session->model();
-    const qint64 frames = qint64(m->keptBytes());
-    m_statusMemory->setText(tr("Memory: weights %1 · frames %2").arg(humanBytes(m_session->summary().loadedBytes), humanBytes(frames)));
+    const FrameStoreUsage u = m->usage();
+    m_statusMemory->setText(tr("Memory: weights %1 · frames %2 of %3")
+                                .arg(humanBytes(m_session->summary().loadedBytes), humanBytes(qint64(u.usedBytes)),
+                                     humanBytes(qint64(m_session->capBytes()))));
     if (m_session->tokensPerSecond() > 0)
         m_statusSpeed->setText(tr("%1 tokens/s").arg(m_session->tokensPerSecond(), 0, 'f', 0));
     if (m_memoryText) {
-        QString text = tr("State h kept: %1 (cap %2)").arg(humanBytes(qint64(m->stateBytes())),
-                                                          m->stateCap() ? humanBytes(qint64(m->stateCap())) : tr("none"));
-        if (m->firstStateToken() > 0)
-            text += tr("<br>States of tokens before %1 were dropped; the other probes are all kept.").arg(m->firstStateToken());
+        QString text = tr("In use: <b>%1</b> of %2<br>states h: %3 (%4 token·layer states)<br>other probes: %5 (%6 "
+                          "tokens)<br>checkpoints: %7 (every %8 tokens, for scrubbing back)")
+                           .arg(humanBytes(qint64(u.usedBytes)), humanBytes(qint64(m_session->capBytes())),
+                                humanBytes(qint64(u.stateBytes)))
+                           .arg(u.states)
+                           .arg(humanBytes(qint64(u.frameBytes)))
+                           .arg(u.frames)
+                           .arg(humanBytes(qint64(u.reservedBytes)))
+                           .arg(m_session->checkpointInterval());
+        if (u.droppedStates > 0 || u.droppedFrames > 0)
+            text += tr("<br>Dropped so far: %1 states, %2 token frames (oldest first). Moving the cursor onto a dropped "
+                       "token recomputes it from the nearest checkpoint, exactly as the run computed it.")
+                        .arg(u.droppedStates)
+                        .arg(u.droppedFrames);
         if (m->meta().layerMixer.contains(QStringLiteral("attention")))
             text += tr("<br><b>Hybrid model:</b> the attention layers' KV cache grows with every token and is not "
                        "bounded by this cap.");

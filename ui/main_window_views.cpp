@@ -244,23 +244,25 @@ void MainWindow::buildMemoryDock()
     auto* form = new QFormLayout(box);
     m_memoryCap = new QSpinBox;
     m_memoryCap->setObjectName("memoryCap");
-    m_memoryCap->setRange(0, 1 << 20);
+    m_memoryCap->setRange(16, 1 << 20);
+    m_memoryCap->setSingleStep(64);
     m_memoryCap->setSuffix(tr(" MiB"));
-    m_memoryCap->setSpecialValueText(tr("no cap"));
-    m_memoryCap->setValue(QSettings().value("memory/stateCapMiB", 1024).toInt());
-    m_memoryCap->setToolTip(tr("The state h is T·E·N floats per layer: beyond this cap the oldest tokens' states are "
-                               "dropped (Δ, B, C and the other probes are kept)."));
+    m_memoryCap->setValue(QSettings().value("memory/capMiB", 1024).toInt());
+    m_memoryCap->setToolTip(tr("What the views keep of a run: the state h (T·E·N floats per layer, the big one), the other "
+                               "probes and the state checkpoints. Over the cap the oldest states go first, then the oldest "
+                               "tokens' other probes; scrubbing back recomputes them from the nearest checkpoint."));
     auto apply = [this](int mib) {
-        m_session->model()->setStateCap(uint64_t(mib) << 20);
-        m_compare->model()->setStateCap(uint64_t(mib) << 20);
-        QSettings().setValue("memory/stateCapMiB", mib);
+        m_session->setCapBytes(uint64_t(mib) << 20);
+        m_compare->setCapBytes(uint64_t(mib) << 20);
+        QSettings().setValue("memory/capMiB", mib);
         updateStatus();
     };
     connect(m_memoryCap, &QSpinBox::valueChanged, this, apply);
     apply(m_memoryCap->value());
-    form->addRow(tr("Keep states up to"), m_memoryCap);
+    form->addRow(tr("Memory cap"), m_memoryCap);
     m_memoryText = new QLabel;
     m_memoryText->setWordWrap(true);
+    m_memoryText->setMinimumHeight(m_memoryText->fontMetrics().lineSpacing() * 8); // every line, never clipped
     form->addRow(m_memoryText);
     auto* d = new QDockWidget(tr("Memory"), this);
     d->setObjectName("dock.memory");

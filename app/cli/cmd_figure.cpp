@@ -17,8 +17,11 @@
 #include "export/exporter.h"
 #include "models/model.h"
 #include "formats/hf_cache.h"
-#include "session/live_sink.h"
-#include "session/trace_io.h"
+#include "runtime/run_session.h"
+#include "session/session_source.h"
+#if ARCHLENS_HAVE_HDF5
+#include "runtime/session_trace.h"
+#endif
 #include "views/channel_charts.h"
 #include "views/heatmap_figures.h"
 #include "views/horizon_figure.h"
@@ -133,14 +136,26 @@ void addFigureCommand(CLI::App& app)
         static char* argv[] = {name, nullptr};
         QApplication qapp(argc, argv);
 
-        auto sink = std::make_shared<LiveSink>();
+        // The same path as the GUI: a RunSession (or a TraceSession) fills a FrameStore, and the
+        // TraceModel the figures draw from reads it.
+        TraceModel data;
+        std::unique_ptr<Model> model;
+        std::unique_ptr<RunSession> run;
+#if ARCHLENS_HAVE_HDF5
+        std::unique_ptr<TraceSession> trace;
+#endif
         if (traceOpt->count()) {
-            const std::atomic<bool> cancel{false};
-            replayTrace(o->trace, *sink, cancel, {});
+#if ARCHLENS_HAVE_HDF5
+            trace = std::make_unique<TraceSession>(o->trace);
+            startFromTrace(data, *trace, QString::fromStdString(o->trace));
+            trace->load({0, int64_t(trace->tokens().size())}, /*states=*/true);
+#else
+            throw Error(ErrorCode::Unsupported, "this build has no HDF5 support, so --trace cannot be read");
+#endif
         } else {
             const std::filesystem::path dir = resolveModelPath(o->model);
             BackendChoice choice = createBackend(o->backend);
-            auto model = loadModel(dir, choice.backend);
+            model = loadModel(dir, choice.backend);
             const auto tok = tokenizerForModel(dir);
             std::vector<int32_t> ids;
             if (promptOpt->count()) {
@@ -171,16 +186,15 @@ void addFigureCommand(CLI::App& app)
             for (const auto& m : info.layerMixer)
                 meta.layerMixer << QString::fromStdString(m);
             meta.source = QStringLiteral("live");
-            sink->reset(meta);
-            auto state = model->newState();
-            model->forward(ids, *state, sink.get(), ForwardMode::Chunk, false);
-            QStringList texts;
-            for (int32_t id : ids)
-                texts << QString::fromStdString(tokenDisplay(tok, id));
-            sink->addTokens(ids, texts, QVector<QVector<Prediction>>(qsizetype(ids.size())));
+            SessionOptions so;
+            so.prefillChunk = int64_t(ids.size()); // the whole prompt in one chunk-path call, as `trace` runs it
+            so.frames.probes.probes.insert(Probe::SsmState);
+            run = std::make_unique<RunSession>(*model, so);
+            run->setPrompt(ids);
+            run->prefill();
+            fillFromSession(data, *run, meta, vocabTexts(tok ? &*tok : nullptr, info.vocabRows));
         }
-        TraceModel data;
-        data.apply(sink->take());
+        data.sync();
         const int T = data.tokenCount();
         if (o->layer < 0 || o->layer >= data.layerCount())
             throw makeError(ErrorCode::InvalidArgument, "--layer {}: the model has layers 0..{}", o->layer,
@@ -198,6 +212,13 @@ void addFigureCommand(CLI::App& app)
         if (o->token >= T)
             throw makeError(ErrorCode::InvalidArgument, "--token {}: the run has tokens 0..{}", o->token, T - 1);
         const int token = o->token >= 0 ? o->token : T - 1;
+#if ARCHLENS_HAVE_HDF5
+        if (trace) { // h at the token and before it, rebuilt from a checkpoint when not recorded
+            trace->jumpTo(token);
+            data.sync();
+            data.refreshStates({std::max(token - 1, 0), token + 1});
+        }
+#endif
         Selection sel;
         sel.setLayer(o->layer);
         sel.setToken(token);

@@ -135,6 +135,16 @@ StatePtr FrameStore::state(int64_t token, int layer) const
     return it == m_states.end() ? nullptr : it->second.state;
 }
 
+std::vector<StatePtr> FrameStore::states(TokenRange range, int layer) const
+{
+    std::vector<StatePtr> out(size_t(range.size()));
+    std::lock_guard lock(m_mutex);
+    for (auto it = m_states.lower_bound({range.begin, layer}); it != m_states.end() && it->first.first < range.end; ++it)
+        if (it->first.second == layer)
+            out[size_t(it->first.first - range.begin)] = it->second.state;
+    return out;
+}
+
 bool FrameStore::hasState(int64_t token, int layer) const
 {
     std::lock_guard lock(m_mutex);

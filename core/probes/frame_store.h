@@ -148,6 +148,7 @@ public:
     FramePtr frame(int64_t token) const;                          // null when absent
     std::vector<FramePtr> frames(TokenRange range) const;         // one per token, null where absent
     StatePtr state(int64_t token, int layer) const;               // null when absent
+    std::vector<StatePtr> states(TokenRange range, int layer) const; // one per token, null where absent
     std::vector<FramePtr> takeNewFrames();                        // published since the last call, in order
     std::vector<TokenRange> missing(TokenRange range) const;      // gaps without a light frame
     bool hasState(int64_t token, int layer) const;

@@ -37,7 +37,7 @@ RunSession::RunSession(Model& model, SessionOptions options)
         throw makeError(ErrorCode::InvalidArgument, "prefill chunk must be at least 1 token, got {}", m_opts.prefillChunk);
     if (m_opts.prefillMode == ForwardMode::Auto)
         m_opts.prefillMode = ForwardMode::Chunk;
-    m_store = std::make_unique<FrameStore>(int(m_model.info().layers), m_opts.frames, m_opts.memoryCapBytes);
+    m_store = std::make_shared<FrameStore>(int(m_model.info().layers), m_opts.frames, m_opts.memoryCapBytes);
     reset();
 }
 
@@ -67,6 +67,18 @@ void RunSession::setSampling(SamplingParams sampling, uint64_t seed)
     m_opts.sampling = sampling;
     m_opts.seed = seed;
     m_rng = seed;
+}
+
+analysis::ScanOrder scanOrderAt(const std::vector<Segment>& segments, int64_t t)
+{
+    auto it = std::upper_bound(segments.begin(), segments.end(), t,
+                               [](int64_t v, const Segment& s) { return v < s.begin; });
+    if (it == segments.begin())
+        return analysis::ScanOrder::Chunk;
+    --it;
+    if (t >= it->end)
+        return analysis::ScanOrder::Chunk;
+    return it->mode == ForwardMode::Chunk ? analysis::ScanOrder::Chunk : analysis::ScanOrder::Recurrent;
 }
 
 // ---- live run ----
@@ -250,7 +262,8 @@ ScrubView RunSession::jumpTo(int64_t t, const std::atomic<bool>* cancel)
     if (t < 0 || size_t(t) >= m_tokens.size())
         throw makeError(ErrorCode::InvalidArgument, "cannot jump to token {}: the session has tokens 0..{}", t,
                         int64_t(m_tokens.size()) - 1);
-    m_store->setPinned({t, t + 1});
+    const int64_t first = std::max<int64_t>(t - 1, 0); // h_{t-1} for the scan stepper
+    m_store->setPinned({first, t + 1});
     if (t >= computedEnd() && prefill({}, cancel, t + 1).cancelled)
         throw Error(ErrorCode::Cancelled, fmt::format("jump to token {} cancelled", t));
     m_cursor = t;
@@ -259,18 +272,19 @@ ScrubView RunSession::jumpTo(int64_t t, const std::atomic<bool>* cancel)
     auto complete = [&] {
         if (!m_store->frame(t))
             return false;
-        for (int i = 0; i < layers; ++i)
-            if (!m_store->hasState(t, i))
-                return false;
+        for (int64_t u = first; u <= t; ++u)
+            for (int i = 0; i < layers; ++i)
+                if (!m_store->hasState(u, i))
+                    return false;
         return true;
     };
     if (!complete()) {
         RecordWindow w;
         w.tokens = {0, t + 1};
-        w.forceStates = {t, t + 1};
+        w.forceStates = {first, t + 1};
         w.onlyMissing = true;
         w.selectionStates = false;
-        if (!replay(t, t + 1, &w, cancel).state)
+        if (!replay(first, t + 1, &w, cancel).state)
             throw Error(ErrorCode::Cancelled, fmt::format("jump to token {} cancelled", t));
     }
     ScrubView view;

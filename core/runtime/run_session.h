@@ -33,6 +33,7 @@
 #include <span>
 #include <vector>
 
+#include "analysis/scan_analysis.h"
 #include "backends/backend.h"
 #include "models/model.h"
 #include "probes/frame_store.h"
@@ -60,6 +61,10 @@ struct Segment {
     ForwardMode mode = ForwardMode::Recurrent; // Chunk or Recurrent
 };
 
+// Which expression order reproduces token t's scan, given the run's segments (chunk where no
+// segment covers t: the CLI records through the chunk path).
+analysis::ScanOrder scanOrderAt(const std::vector<Segment>& segments, int64_t t);
+
 // What the views show at one token after a scrub.
 struct ScrubView {
     int64_t token = -1;
@@ -86,6 +91,8 @@ public:
     const SessionOptions& options() const { return m_opts; }
     FrameStore& store() { return *m_store; }
     const FrameStore& store() const { return *m_store; }
+    // The store outlives the session for consumers that hold it (a UI still drawing the last run).
+    std::shared_ptr<FrameStore> sharedStore() const { return m_store; }
 
     // Replaces the token list with `ids` and resets state, frames, checkpoints and the sampler.
     void setPrompt(std::vector<int32_t> ids);
@@ -110,7 +117,8 @@ public:
 
     // Scrub: the views' token becomes t. Inside the computed range the state at t is rebuilt
     // from the nearest checkpoint (see the exactness notes above) and its ssm.state frames (all
-    // layers) and any dropped light frames between the checkpoint and t are published; t past the
+    // layers, at t and at t - 1, which the scan stepper shows as h_{t-1}; both pinned) and any
+    // dropped light frames between the checkpoint and t are published; t past the
     // computed range but inside the prompt prefills up to it. Error(InvalidArgument) past the
     // known tokens, Error(Cancelled) when *cancel stops the replay.
     ScrubView jumpTo(int64_t t, const std::atomic<bool>* cancel = nullptr);
@@ -162,7 +170,7 @@ private:
 
     Model& m_model;
     SessionOptions m_opts;
-    std::unique_ptr<FrameStore> m_store;
+    std::shared_ptr<FrameStore> m_store;
     std::vector<int32_t> m_tokens;
     int64_t m_promptLength = 0;
     std::unique_ptr<ModelState> m_state;

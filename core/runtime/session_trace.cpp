@@ -110,7 +110,7 @@ TraceSession::TraceSession(const fs::path& path, uint64_t capBytes)
     for (int l : r.layers())
         layers = std::max(layers, l + 1);
     m_impl->layers = std::max(layers, 1);
-    m_store = std::make_unique<FrameStore>(m_impl->layers, FrameSelection::lightDefaults(), capBytes);
+    m_store = std::make_shared<FrameStore>(m_impl->layers, FrameSelection::lightDefaults(), capBytes);
     m_checkpoints = r.checkpoints();
 
     if (r.has("/session/segments")) {
@@ -141,17 +141,7 @@ const std::vector<int32_t>& TraceSession::tokens() const { return m_impl->reader
 const std::vector<std::string>& TraceSession::tokenText() const { return m_impl->reader.tokenText(); }
 int TraceSession::layerCount() const { return m_impl->layers; }
 
-analysis::ScanOrder TraceSession::orderAt(int64_t t) const
-{
-    auto it = std::upper_bound(m_segments.begin(), m_segments.end(), t,
-                               [](int64_t v, const Segment& s) { return v < s.begin; });
-    if (it == m_segments.begin())
-        return analysis::ScanOrder::Chunk;
-    --it;
-    if (t >= it->end)
-        return analysis::ScanOrder::Chunk;
-    return it->mode == ForwardMode::Chunk ? analysis::ScanOrder::Chunk : analysis::ScanOrder::Recurrent;
-}
+analysis::ScanOrder TraceSession::orderAt(int64_t t) const { return scanOrderAt(m_segments, t); }
 
 Tensor TraceSession::stateAfter(int64_t t, int layer) const
 {
@@ -281,6 +271,11 @@ void TraceSession::publish(TokenRange range, bool states)
                 m_store->record(layer, p, range.begin, r.readRows(ssmPath(layer, p), range.begin, range.end));
         if (!states)
             continue;
+        if (r.has(ssmPath(layer, Probe::SsmState))) { // recorded: one read for the block
+            m_store->record(layer, Probe::SsmState, range.begin,
+                            r.readRows(ssmPath(layer, Probe::SsmState), range.begin, range.end));
+            continue;
+        }
         const bool canRebuild = r.has(ssmPath(layer, Probe::SsmState)) ||
                                 (r.has(ssmPath(layer, Probe::SsmX)) && r.has(ssmPath(layer, Probe::SsmDelta)) &&
                                  r.has(ssmPath(layer, Probe::SsmB)) && r.has(ssmConstPath(layer, "A")));
@@ -302,9 +297,23 @@ void TraceSession::publish(TokenRange range, bool states)
     m_store->finishTokens(range.begin, ids, logits.defined() ? &logits : nullptr);
 }
 
-void TraceSession::load(TokenRange range)
+bool TraceSession::hasRecordedStates() const
+{
+    const TraceReader& r = m_impl->reader;
+    for (int layer : r.layers())
+        if (r.has(ssmPath(layer, Probe::SsmState)))
+            return true;
+    return false;
+}
+
+void TraceSession::load(TokenRange range, bool states)
 {
     constexpr int64_t kBlock = 1024;
+    if (states && hasRecordedStates()) {
+        for (int64_t b = range.begin; b < range.end; b += kBlock)
+            publish({b, std::min(range.end, b + kBlock)}, true);
+        return;
+    }
     for (const TokenRange& gap : m_store->missing(range))
         for (int64_t b = gap.begin; b < gap.end; b += kBlock)
             publish({b, std::min(gap.end, b + kBlock)}, false);
@@ -315,8 +324,9 @@ ScrubView TraceSession::jumpTo(int64_t t)
     if (t < 0 || t >= int64_t(tokens().size()))
         throw makeError(ErrorCode::InvalidArgument, "cannot jump to token {}: the trace has tokens 0..{}", t,
                         int64_t(tokens().size()) - 1);
-    m_store->setPinned({t, t + 1});
-    publish({t, t + 1}, true);
+    const int64_t first = std::max<int64_t>(t - 1, 0); // h_{t-1} for the scan stepper
+    m_store->setPinned({first, t + 1});
+    publish({first, t + 1}, true);
     ScrubView view;
     view.token = t;
     view.frame = m_store->frame(t);

@@ -59,12 +59,17 @@ public:
     const std::vector<std::string>& tokenText() const;
     int layerCount() const;
     FrameStore& store() { return *m_store; }
+    std::shared_ptr<FrameStore> sharedStore() const { return m_store; }
     const std::vector<Segment>& segments() const { return m_segments; } // empty for traces of the CLI
     std::vector<int64_t> checkpointPositions() const { return m_checkpoints; }
 
-    // Publishes the light frames of `range` that the store lacks.
-    void load(TokenRange range);
-    // The views' token becomes t: its frame and every layer's h_t are published (pinned).
+    // Publishes the light frames of `range` that the store lacks; with `states`, also every
+    // layer's h at those tokens when the trace recorded ssm/state (rebuilding them through the
+    // scan would cost a replay per token; jumpTo does that for one token).
+    void load(TokenRange range, bool states = false);
+    bool hasRecordedStates() const;
+    // The views' token becomes t: its frame and every layer's h_t and h_{t-1} (the scan
+    // stepper's) are published (pinned).
     ScrubView jumpTo(int64_t t);
     // h after token t in `layer` (E, N). Error(Format) when the trace has neither ssm/state nor
     // x, delta, B and A for the layer.
@@ -83,7 +88,7 @@ private:
     void publish(TokenRange range, bool states);
     struct Impl;
     std::unique_ptr<Impl> m_impl;
-    std::unique_ptr<FrameStore> m_store;
+    std::shared_ptr<FrameStore> m_store;
     std::vector<Segment> m_segments;
     std::vector<int64_t> m_checkpoints;
 };

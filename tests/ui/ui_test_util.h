@@ -1,5 +1,5 @@
 // Helpers shared by the UI tests: the bundled demo model, a TraceModel filled by running it
-// directly (no window), a temporary folder, and running archlens-cli.
+// through a RunSession directly (no window), a temporary folder, and running archlens-cli.
 #pragma once
 
 #include <QProcess>
@@ -9,7 +9,8 @@
 
 #include "backends/backend.h"
 #include "models/model.h"
-#include "session/live_sink.h"
+#include "runtime/run_session.h"
+#include "session/session_source.h"
 #include "tokenizer/tokenizer.h"
 
 namespace archlens::uitest {
@@ -17,13 +18,13 @@ namespace archlens::uitest {
 inline QString demoModel() { return QStringLiteral(ARCHLENS_SOURCE_DIR "/resources/models/mamba-demo-untrained"); }
 inline const char* kPrompt = "The selective scan decides what to keep and what to forget.";
 
-// Runs the demo model over the prompt through the chunk path into `model` (as the CLI does).
+// Runs the demo model over the prompt through the chunk path (one call, as the CLI does) into
+// a RunSession whose store `model` reads.
 inline void fillFromDemo(ui::TraceModel& model, const std::string& prompt = kPrompt)
 {
     auto m = loadModel(demoModel().toStdString(), std::shared_ptr<Backend>(makeCpuReferenceBackend()));
     const Tokenizer tok = Tokenizer::fromFile(demoModel().toStdString());
     const auto ids = tok.encode(prompt, true);
-    ui::LiveSink sink;
     ui::RunMeta meta;
     meta.modelName = "mamba-demo";
     meta.modelPath = demoModel();
@@ -35,14 +36,13 @@ inline void fillFromDemo(ui::TraceModel& model, const std::string& prompt = kPro
     for (const auto& x : m->info().layerMixer)
         meta.layerMixer << QString::fromStdString(x);
     meta.source = "live";
-    sink.reset(meta);
-    auto state = m->newState();
-    m->forward(ids, *state, &sink, ForwardMode::Chunk, false);
-    QStringList texts;
-    for (int32_t id : ids)
-        texts << QString::fromStdString(tok.tokenText(id));
-    sink.addTokens(ids, texts, QVector<QVector<ui::Prediction>>(qsizetype(ids.size())));
-    model.apply(sink.take());
+    SessionOptions o;
+    o.prefillChunk = int64_t(ids.size());
+    o.frames.probes.probes.insert(Probe::SsmState);
+    RunSession session(*m, o);
+    session.setPrompt(ids);
+    session.prefill();
+    ui::fillFromSession(model, session, meta, ui::vocabTexts(&tok, m->info().vocabRows));
 }
 
 struct CliResult {

@@ -11,11 +11,11 @@ quint64 HeatmapRequest::computeKey() const
 {
     QByteArray b;
     auto add = [&b](const auto& v) { b.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
-    add(series.count()), add(series.firstKept()), add(series.width()), add(tokenAxis), add(token), add(matCols);
+    add(series.count()), add(series.version()), add(series.width()), add(tokenAxis), add(token), add(matCols);
     add(x0), add(x1), add(pixels.width()), add(pixels.height()), add(int(map)), add(scale.lo), add(scale.hi);
     add(scale.log);
     if (series.valid() && series.count() > 0)
-        add(reinterpret_cast<quintptr>(series.row(series.count() - 1)));
+        add(reinterpret_cast<quintptr>(series.row(tokenAxis ? series.count() - 1 : token)));
     b.append(reinterpret_cast<const char*>(rows.data()), qsizetype(rows.size() * sizeof(int64_t)));
     return qHash(b, 0x9e3779b9u) ^ (quint64(qHash(b, 7u)) << 32);
 }

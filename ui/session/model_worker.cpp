@@ -2,33 +2,46 @@
 
 #include <QElapsedTimer>
 #include <QFile>
+#include <QFileInfo>
 #include <QJsonDocument>
 #include <QJsonObject>
 
 #include <algorithm>
-#include <numeric>
 
 #include "backends/backend_factory.h"
 #include "base/error.h"
 #include "formats/hf_cache.h"
 #include "formats/safetensors.h"
-#include "ops/math.h"
-#include "session/trace_io.h"
+#include "session/session_source.h"
+#if ARCHLENS_HAVE_HDF5
+#include "runtime/session_trace.h"
+#endif
 
 namespace archlens::ui {
 
-ModelWorker::ModelWorker(std::shared_ptr<LiveSink> sink)
-    : m_sink(std::move(sink))
+ModelWorker::ModelWorker()
 {
     qRegisterMetaType<ModelSummary>();
     qRegisterMetaType<GenerationSettings>();
     qRegisterMetaType<WorkDone>();
-    qRegisterMetaType<TraceSnapshot>();
+    qRegisterMetaType<SessionStart>();
+    qRegisterMetaType<std::vector<int32_t>>();
+    qRegisterMetaType<std::vector<archlens::Segment>>();
 }
 
 ModelWorker::~ModelWorker() = default;
 
 static QString shapeText(const Shape& s) { return QString::fromStdString(shapeToString(s)); }
+
+namespace {
+double secondsOf(const QElapsedTimer& t) { return double(t.nsecsElapsed()) / 1e9; }
+#if !ARCHLENS_HAVE_HDF5
+[[noreturn]] void noTraces()
+{
+    throw Error(ErrorCode::Unsupported, "this build has no HDF5 support (configured with ARCHLENS_HDF5=OFF)");
+}
+#endif
+} // namespace
 
 void ModelWorker::load(const QString& path, const QString& backend)
 {
@@ -37,7 +50,8 @@ void ModelWorker::load(const QString& path, const QString& backend)
         // interactive: the CPU backend leaves the GUI one core (BackendOptions)
         BackendChoice choice = createBackend(backend.toStdString(), BackendOptions{0, true, ""});
         m_model = loadModel(dir, choice.backend);
-        m_state.reset();
+        m_session.reset();
+        m_trace.reset();
         m_tokenizer.reset();
         if (std::filesystem::exists(dir / "tokenizer.json"))
             m_tokenizer = Tokenizer::fromFile(dir / "tokenizer.json");
@@ -88,6 +102,7 @@ void ModelWorker::load(const QString& path, const QString& backend)
                               QString::fromUtf8(stDTypeName(ti.dtype).data(), int(stDTypeName(ti.dtype).size()))});
         }
         m_summary = s;
+        m_vocab = vocabTexts(m_tokenizer ? &*m_tokenizer : nullptr, info.vocabRows);
         emit loaded(s);
     } catch (const std::exception& e) {
         m_model.reset();
@@ -95,11 +110,21 @@ void ModelWorker::load(const QString& path, const QString& backend)
     }
 }
 
-QString ModelWorker::tokenText(int32_t id) const
+QString ModelWorker::tokenText(int32_t id) const { return tokenTextOf(m_vocab, id); }
+
+// Runs one piece of work: a cancel ends it as cancelled, any other error becomes failed().
+void ModelWorker::guarded(const QString& kind, const QString& what, const std::function<void()>& work)
 {
-    if (m_tokenizer && id < m_tokenizer->vocabSize())
-        return QString::fromStdString(m_tokenizer->tokenText(id));
-    return QStringLiteral("#%1").arg(id);
+    try {
+        work();
+    } catch (const Error& e) {
+        if (e.code() == ErrorCode::Cancelled)
+            emit finished({kind, 0, 0, true});
+        else
+            emit failed(what, QString::fromUtf8(e.what()));
+    } catch (const std::exception& e) {
+        emit failed(what, QString::fromUtf8(e.what()));
+    }
 }
 
 RunMeta ModelWorker::baseMeta() const
@@ -121,33 +146,53 @@ RunMeta ModelWorker::baseMeta() const
     return m;
 }
 
-void ModelWorker::feed(const std::vector<int32_t>& ids, ForwardMode mode)
+SamplingParams ModelWorker::sampling(const GenerationSettings& s) const
 {
-    const Tensor logits = m_model->forward(ids, *m_state, m_sink.get(), mode, /*allLogits=*/true); // (T, V)
-    const int64_t V = logits.dim(1);
-    std::vector<float> probs(static_cast<size_t>(V));
-    std::vector<int32_t> order(static_cast<size_t>(V));
-    QStringList texts;
-    QVector<QVector<Prediction>> top5;
-    for (size_t t = 0; t < ids.size(); ++t) {
-        const float* row = logits.f32() + int64_t(t) * V;
-        softmax(row, probs.data(), V);
-        std::iota(order.begin(), order.end(), 0);
-        const size_t k = std::min<size_t>(5, order.size());
-        std::partial_sort(order.begin(), order.begin() + long(k), order.end(),
-                          [&](int32_t a, int32_t b) { return probs[size_t(a)] > probs[size_t(b)]; });
-        QVector<Prediction> top;
-        for (size_t j = 0; j < k; ++j)
-            top.append({order[j], tokenText(order[j]), probs[size_t(order[j])]});
-        top5.append(top);
-        texts << tokenText(ids[t]);
+    SamplingParams p;
+    p.temperature = s.temperature;
+    p.topK = s.topK;
+    p.topP = s.topP;
+    return p;
+}
+
+// The sampler is seeded at the first sampled token of a run (a seed reproduces the run) and
+// follows later changes of temperature, top-k and top-p without reseeding.
+void ModelWorker::applySettings(const GenerationSettings& s)
+{
+    if (!m_seedApplied && s.temperature > 0) {
+        m_session->setSampling(sampling(s), uint64_t(s.seed));
+        m_seedApplied = true;
+        m_seedUsed = s.seed;
+        return;
     }
-    if (!m_logitsDropped && (m_logits.size() + size_t(logits.numel())) * sizeof(float) <= kMaxLogitBytes)
-        m_logits.insert(m_logits.end(), logits.f32(), logits.f32() + logits.numel());
-    else
-        m_logits.clear(), m_logits.shrink_to_fit(), m_logitsDropped = true;
-    m_lastLogits = logits.rows(logits.dim(0) - 1, logits.dim(0)).clone();
-    m_sink->addTokens(ids, texts, top5);
+    if (m_seedApplied) {
+        const SamplingParams p = sampling(s);
+        const SamplingParams& cur = m_session->options().sampling;
+        if (p.temperature != cur.temperature || p.topK != cur.topK || p.topP != cur.topP)
+            m_session->setSampling(p, uint64_t(s.seed)), m_seedUsed = s.seed;
+    }
+}
+
+// Sends the tokens the session computed since the last call (ids and text) to the UI.
+void ModelWorker::emitTokens(int64_t begin, int64_t end)
+{
+    if (end <= begin || !m_session)
+        return;
+    const auto& all = m_session->tokens();
+    std::vector<int32_t> ids(all.begin() + begin, all.begin() + end);
+    QStringList texts;
+    for (int32_t id : ids)
+        texts << tokenTextOf(m_vocab, id);
+    emit tokens(begin, ids, texts);
+    m_announced = end;
+    emit dataReady();
+}
+
+void ModelWorker::afterWork()
+{
+    emitTokens(m_announced, m_session->computedEnd());
+    emit segments(m_session->segments());
+    emit promptLeft(int(std::max<int64_t>(0, m_session->promptLength() - m_session->computedEnd())));
     emit dataReady();
 }
 
@@ -177,68 +222,51 @@ void ModelWorker::start(const QString& prompt, bool feedAll, const GenerationSet
             return;
         }
         m_prompt = prompt;
-        m_seedUsed = settings.temperature > 0 ? settings.seed : -1;
-        m_rng = uint64_t(settings.seed);
-        m_state = m_model->newState();
-        m_logits.clear();
-        m_logitsDropped = false;
-        m_sink->reset(baseMeta());
-        m_promptLeft = ids;
-        const size_t total = feedAll ? ids.size() : 1;
-        size_t done = 0;
-        // Through the chunk path in pieces, so progress and cancel stay live on long prompts.
-        while (done < total) {
-            if (cancel) {
-                m_promptLeft.erase(m_promptLeft.begin(), m_promptLeft.begin() + long(done));
-                emit promptLeft(int(m_promptLeft.size()));
-                emit finished({QStringLiteral("prefill"), int(done), double(timer.nsecsElapsed()) / 1e9, true});
-                return;
-            }
-            const size_t n = std::min(total - done, size_t(std::max(1, prefillChunk.load())));
-            feed(std::vector<int32_t>(ids.begin() + long(done), ids.begin() + long(done + n)), ForwardMode::Chunk);
-            done += n;
-            emit progress(int(done), int(total));
-        }
-        m_promptLeft.erase(m_promptLeft.begin(), m_promptLeft.begin() + long(done));
-        emit promptLeft(int(m_promptLeft.size()));
-        emit finished({QStringLiteral("prefill"), int(done), double(timer.nsecsElapsed()) / 1e9, false});
+        m_seedUsed = -1;
+        m_seedApplied = false;
+        m_trace.reset();
+        SessionOptions o;
+        o.prefillChunk = std::max(1, prefillChunk.load());
+        o.checkpointInterval = std::max<int64_t>(1, checkpointInterval.load());
+        o.memoryCapBytes = capBytes.load();
+        o.stopTokenId = m_summary.untrained ? -1 : m_model->info().eosTokenId;
+        o.frames.probes.probes.insert(Probe::SsmState); // h of every token, while the cap allows
+        // a fresh session (and store) per run: the UI may still be drawing the previous one
+        m_session = std::make_unique<RunSession>(*m_model, o);
+        m_session->setPrompt(ids);
+        applySettings(settings);
+        m_announced = 0;
+        emit started({baseMeta(), m_session->sharedStore(), m_vocab});
+        const int64_t total = feedAll ? int64_t(ids.size()) : 1;
+        const RunOutcome out = m_session->prefill(
+            [&](RunProgress p) {
+                emitTokens(m_announced, p.done);
+                emit progress(int(p.done), int(total));
+            },
+            &cancel, total);
+        afterWork();
+        emit finished({QStringLiteral("prefill"), int(m_session->computedEnd()), secondsOf(timer), out.cancelled});
     } catch (const std::exception& e) {
         emit failed(tr("The run failed"), QString::fromUtf8(e.what()));
     }
 }
 
-int32_t ModelWorker::sampleNext(const GenerationSettings& s)
-{
-    SamplingParams p;
-    p.temperature = s.temperature;
-    p.topK = s.topK;
-    p.topP = s.topP;
-    if (m_seedUsed < 0 && s.temperature > 0) { // first sampled token of this run: seed it
-        m_seedUsed = s.seed;
-        m_rng = uint64_t(s.seed);
-    }
-    return m_model->backend().sample(m_lastLogits, p, m_rng);
-}
-
 void ModelWorker::stepOne(const GenerationSettings& settings)
 {
-    if (!m_model || !m_state) {
+    if (!m_model || !m_session) {
         emit failed(tr("Nothing to step"), tr("Run a prompt first."));
         return;
     }
     try {
         QElapsedTimer timer;
         timer.start();
-        int32_t id;
-        if (!m_promptLeft.empty()) {
-            id = m_promptLeft.front();
-            m_promptLeft.erase(m_promptLeft.begin());
-        } else {
-            id = sampleNext(settings);
-        }
-        feed({id}, ForwardMode::Recurrent);
-        emit promptLeft(int(m_promptLeft.size()));
-        emit finished({QStringLiteral("step"), 1, double(timer.nsecsElapsed()) / 1e9, false});
+        applySettings(settings);
+        // keep the token being computed and the one before it (the stepper's h_{t-1})
+        const int64_t t = m_session->computedEnd();
+        m_session->store().setPinned({std::max<int64_t>(t - 1, 0), t + 1});
+        m_session->step();
+        afterWork();
+        emit finished({QStringLiteral("step"), 1, secondsOf(timer), false});
     } catch (const std::exception& e) {
         emit failed(tr("The step failed"), QString::fromUtf8(e.what()));
     }
@@ -246,7 +274,7 @@ void ModelWorker::stepOne(const GenerationSettings& settings)
 
 void ModelWorker::generate(const GenerationSettings& settings)
 {
-    if (!m_model || !m_state) {
+    if (!m_model || !m_session) {
         emit failed(tr("Nothing to continue"), tr("Run a prompt first."));
         return;
     }
@@ -254,73 +282,109 @@ void ModelWorker::generate(const GenerationSettings& settings)
         cancel = false;
         QElapsedTimer timer;
         timer.start();
-        const int64_t eos = m_model->info().eosTokenId;
+        applySettings(settings);
         int made = 0;
-        while (made < settings.maxTokens) {
-            if (cancel) {
-                emit finished({QStringLiteral("generate"), made, double(timer.nsecsElapsed()) / 1e9, true});
-                return;
-            }
-            int32_t id;
-            const bool fromPrompt = !m_promptLeft.empty();
-            if (fromPrompt) {
-                id = m_promptLeft.front();
-                m_promptLeft.erase(m_promptLeft.begin());
-            } else {
-                id = sampleNext(settings);
-            }
-            feed({id}, ForwardMode::Recurrent);
-            if (!fromPrompt)
-                ++made;
-            emit progress(made, settings.maxTokens);
-            if (!fromPrompt && id == eos && !m_summary.untrained)
-                break;
-        }
-        emit promptLeft(int(m_promptLeft.size()));
-        emit finished({QStringLiteral("generate"), made, double(timer.nsecsElapsed()) / 1e9, false});
+        const RunOutcome out = m_session->generate(
+            settings.maxTokens,
+            [&](int64_t t, int32_t) {
+                emitTokens(m_announced, t + 1);
+                emit progress(++made, settings.maxTokens);
+                return true;
+            },
+            &cancel);
+        afterWork();
+        emit finished({QStringLiteral("generate"), int(out.tokens), secondsOf(timer), out.cancelled});
     } catch (const std::exception& e) {
         emit failed(tr("Generation failed"), QString::fromUtf8(e.what()));
     }
 }
 
-void ModelWorker::openTrace(const QString& path)
+void ModelWorker::jump()
 {
-    try {
+    const int64_t t = jumpTarget.load();
+    guarded(QStringLiteral("jump"), tr("Could not rebuild the state"), [&] {
         cancel = false;
         QElapsedTimer timer;
         timer.start();
-        m_logits.clear();
-        m_logitsDropped = true; // the replay's logits stay in its file
-        m_state.reset(); // a replay has no live state to continue from
-        m_promptLeft.clear();
-        const int n = replayTrace(path.toStdString(), *m_sink, cancel, [this](int done, int total) {
+        emit progress(0, 0); // busy: replaying from the nearest checkpoint
+        if (m_session && t >= 0 && t < int64_t(m_session->tokens().size())) {
+            m_session->jumpTo(t, &cancel);
+            afterWork();
+        }
+#if ARCHLENS_HAVE_HDF5
+        else if (m_trace && t >= 0 && t < int64_t(m_trace->tokens().size())) {
+            m_trace->jumpTo(t);
             emit dataReady();
-            emit progress(done, total);
-        });
-        emit finished({QStringLiteral("trace"), n, double(timer.nsecsElapsed()) / 1e9, false});
-    } catch (const Error& e) {
-        if (e.code() == ErrorCode::Cancelled)
-            emit finished({QStringLiteral("trace"), 0, 0, true});
-        else
-            emit failed(tr("Could not open the trace"), QString::fromUtf8(e.what()));
-    } catch (const std::exception& e) {
-        emit failed(tr("Could not open the trace"), QString::fromUtf8(e.what()));
-    }
+        }
+#endif
+        emit jumped(t);
+        emit finished({QStringLiteral("jump"), 0, secondsOf(timer), false});
+    });
 }
 
-void ModelWorker::saveTrace(const QString& path, const TraceSnapshot& snapshot)
+void ModelWorker::openTrace(const QString& path)
 {
-    try {
+    guarded(QStringLiteral("trace"), tr("Could not open the trace"), [&] {
+#if ARCHLENS_HAVE_HDF5
+        cancel = false;
         QElapsedTimer timer;
         timer.start();
-        const bool withLogits = !m_logitsDropped && m_model &&
-                                m_logits.size() == snapshot.ids.size() * size_t(m_model->info().vocabRows);
-        writeTrace(path.toStdString(), snapshot, withLogits ? &m_logits : nullptr,
-                   m_model ? m_model->info().vocabRows : 0);
-        emit finished({QStringLiteral("save"), int(snapshot.ids.size()), double(timer.nsecsElapsed()) / 1e9, false});
-    } catch (const std::exception& e) {
-        emit failed(tr("Could not save the trace"), QString::fromUtf8(e.what()));
-    }
+        auto trace = std::make_unique<TraceSession>(path.toStdString(), capBytes.load());
+        const RunMeta meta = traceRunMeta(*trace, path);
+        const VocabTexts vocab = traceVocab(*trace);
+        m_session.reset();
+        m_trace = std::move(trace);
+        emit started({meta, m_trace->sharedStore(), vocab});
+        const auto& ids = m_trace->tokens();
+        const int64_t T = int64_t(ids.size());
+        emit tokens(0, ids, traceTokenTexts(*m_trace));
+        emit segments(m_trace->segments());
+        constexpr int64_t kBlock = 256;
+        for (int64_t b = 0; b < T; b += kBlock) {
+            if (cancel)
+                throw Error(ErrorCode::Cancelled, "opening the trace was cancelled");
+            m_trace->load({b, std::min(T, b + kBlock)}, /*states=*/true);
+            emit dataReady();
+            emit progress(int(std::min(T, b + kBlock)), int(T));
+        }
+        if (T > 0)
+            m_trace->jumpTo(T - 1);
+        emit dataReady();
+        emit finished({QStringLiteral("trace"), int(T), secondsOf(timer), false});
+#else
+        (void)path;
+        noTraces();
+#endif
+    });
+}
+
+void ModelWorker::saveTrace(const QString& path)
+{
+    guarded(QStringLiteral("save"), tr("Could not save the trace"), [&] {
+#if ARCHLENS_HAVE_HDF5
+        if (!m_session)
+            throw Error(ErrorCode::InvalidArgument, "there is no live run to save",
+                        "", "run a prompt first (a replayed trace is already a file)");
+        cancel = false;
+        QElapsedTimer timer;
+        timer.start();
+        SessionTraceOptions o;
+        o.meta.prompt = m_prompt.toStdString();
+        o.meta.modelPath = m_summary.path.toStdString();
+        o.meta.revision = m_summary.revision.toStdString();
+        o.meta.seed = m_seedUsed;
+        for (int32_t id : m_session->tokens())
+            o.tokenText.push_back(tokenText(id).toStdString());
+        o.tokenText.resize(size_t(m_session->computedEnd()));
+        saveSessionTrace(
+            *m_session, path.toStdString(), o,
+            [this](RunProgress p) { emit progress(int(p.done), int(p.total)); }, &cancel);
+        emit finished({QStringLiteral("save"), int(m_session->computedEnd()), secondsOf(timer), false});
+#else
+        (void)path;
+        noTraces();
+#endif
+    });
 }
 
 } // namespace archlens::ui

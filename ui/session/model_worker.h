@@ -1,7 +1,9 @@
-// ModelWorker lives on its own QThread and owns one session's model, tokenizer and
-// recurrent state: loading, prefill, single steps, streaming generation and trace replay
-// all happen there. Probes and tokens go into the session's LiveSink (moved out by the UI
-// thread's coalescing timer); everything else comes back as signals carrying plain data.
+// ModelWorker lives on its own QThread and drives one session of the engine: a RunSession
+// (core/runtime/run_session.h) on a loaded model, or a TraceSession replaying an HDF5 trace
+// without the model. Prefill (with progress and cancel), single steps, streaming generation,
+// scrubbing (jumpTo: recomputes dropped states from the nearest checkpoint) and trace save all
+// run here; the session's FrameStore is what the UI reads (TraceModel::sync on the UI
+// thread's coalescing timer). Everything else comes back as signals carrying plain data.
 #pragma once
 
 #include <QObject>
@@ -10,13 +12,18 @@
 #include <QVector>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 
 #include "models/model.h"
-#include "session/live_sink.h"
-#include "session/trace_io.h"
+#include "runtime/run_session.h"
+#include "session/trace_model.h"
 #include "tokenizer/tokenizer.h"
+
+namespace archlens {
+class TraceSession;
+}
 
 namespace archlens::ui {
 
@@ -44,23 +51,33 @@ struct GenerationSettings {
 
 // How a piece of work ended.
 struct WorkDone {
-    QString kind; // "prefill", "step", "generate", "trace"
+    QString kind; // "prefill", "step", "generate", "trace", "save", "jump"
     int tokens = 0;       // tokens this work added
     double seconds = 0;
     bool cancelled = false;
 };
 
+// A new run (or trace) began: the UI drops what it shows and reads `store` from now on.
+struct SessionStart {
+    RunMeta meta;
+    std::shared_ptr<FrameStore> store;
+    VocabTexts vocab;
+};
+
 class ModelWorker : public QObject {
     Q_OBJECT
 public:
-    explicit ModelWorker(std::shared_ptr<LiveSink> sink);
+    ModelWorker();
     ~ModelWorker() override;
     std::atomic<bool> cancel{false};
-    std::atomic<int> prefillChunk{32}; // tokens per chunk-path call: progress and cancel between
+    std::atomic<int> prefillChunk{32};  // tokens per chunk-path call: progress and cancel between
+    std::atomic<uint64_t> capBytes{FrameStore::kDefaultCapBytes}; // for the next session's store
+    std::atomic<int64_t> checkpointInterval{256};
+    std::atomic<int64_t> jumpTarget{-1}; // the newest scrub request (older queued ones are skipped)
 
 public slots:
     void load(const QString& path, const QString& backend);
-    // Encodes the prompt and resets the state. feedAll: prefill every prompt token; else
+    // Encodes the prompt and starts a new RunSession. feedAll: prefill every prompt token; else
     // feed only the first and leave the rest for stepOne().
     void start(const QString& prompt, bool feedAll, const archlens::ui::GenerationSettings& settings);
     // One token through the recurrent step: the next prompt token if any is left, else a
@@ -68,37 +85,44 @@ public slots:
     void stepOne(const archlens::ui::GenerationSettings& settings);
     // Streams up to settings.maxTokens generated tokens (after any prompt tokens left).
     void generate(const archlens::ui::GenerationSettings& settings);
-    // Replays a trace file into the sink, without any model.
+    // Makes jumpTarget the views' token: rebuilds its states (and h_{t-1}) from the nearest
+    // checkpoint when the store dropped them.
+    void jump();
+    // Opens a trace as a read-only session (no model needed).
     void openTrace(const QString& path);
-    // Writes the session's frames (a snapshot taken on the UI thread) and the logits kept here.
-    void saveTrace(const QString& path, const archlens::ui::TraceSnapshot& snapshot);
+    // Replays the live session from token 0 into an HDF5 trace with its checkpoints.
+    void saveTrace(const QString& path);
 
 signals:
     void loaded(const archlens::ui::ModelSummary& summary);
+    void started(const archlens::ui::SessionStart& start);
+    void tokens(qint64 begin, const std::vector<int32_t>& ids, const QStringList& texts);
+    void segments(const std::vector<archlens::Segment>& segments);
+    void jumped(qint64 token);
     void finished(const archlens::ui::WorkDone& done);
     void failed(const QString& what, const QString& message);
     void progress(int done, int total);
-    void dataReady(); // something is pending in the sink
+    void dataReady(); // the store has new frames
     void promptLeft(int tokens);
 
 private:
+    void guarded(const QString& kind, const QString& what, const std::function<void()>& work);
     RunMeta baseMeta() const;
     QString tokenText(int32_t id) const;
-    // Feeds ids (through the chunk path when several) and publishes probes, tokens, top-5.
-    void feed(const std::vector<int32_t>& ids, ForwardMode mode);
-    int32_t sampleNext(const GenerationSettings& s);
+    SamplingParams sampling(const GenerationSettings& s) const;
+    void applySettings(const GenerationSettings& s);
+    void emitTokens(int64_t begin, int64_t end);
+    void afterWork();
 
-    std::shared_ptr<LiveSink> m_sink;
     std::unique_ptr<Model> m_model;
     std::optional<Tokenizer> m_tokenizer;
     ModelSummary m_summary;
-    std::unique_ptr<ModelState> m_state;
-    std::vector<int32_t> m_promptLeft;
-    Tensor m_lastLogits; // (1, V) after the last token fed
-    std::vector<float> m_logits; // (T, V) of this run, for trace saving; dropped past kMaxLogitBytes
-    bool m_logitsDropped = false;
-    static constexpr size_t kMaxLogitBytes = size_t(256) << 20;
-    uint64_t m_rng = 0;
+    VocabTexts m_vocab;
+    std::unique_ptr<RunSession> m_session;
+    std::unique_ptr<TraceSession> m_trace;
+    int64_t m_announced = 0; // tokens already sent to the UI
+    qint64 m_seed = 0;
+    bool m_seedApplied = false;
     qint64 m_seedUsed = -1;
     QString m_prompt;
 };
@@ -108,4 +132,4 @@ private:
 Q_DECLARE_METATYPE(archlens::ui::ModelSummary)
 Q_DECLARE_METATYPE(archlens::ui::GenerationSettings)
 Q_DECLARE_METATYPE(archlens::ui::WorkDone)
-Q_DECLARE_METATYPE(archlens::ui::TraceSnapshot)
+Q_DECLARE_METATYPE(archlens::ui::SessionStart)

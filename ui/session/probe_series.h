@@ -1,12 +1,14 @@
-// ProbeSeries: a token-major series of float rows (one row of fixed width per token). It
-// adopts the frames the worker recorded (Tensors share their storage, like torch) instead of
-// copying them, so moving a burst of tokens into the UI costs a few pointers per frame; the
-// row statistics colour ranges need were computed on the worker too. A snapshot (SeriesView)
-// copies the row pointers and frame handles, so the render worker reads rows [0, count) while
-// the UI thread appends: no lock, no copy of the data. Frames before a memory cap's boundary
-// can be dropped; snapshots that still hold them keep them alive.
+// ProbeSeries: a token-major series of float rows (one row of fixed width per token) that
+// points into the FrameStore's immutable frames instead of copying them: a row is a pointer
+// into a TokenFrame (light probes) or a StateFrame (h), and the series holds the frame's
+// shared pointer so the memory stays valid while it is shown. Owners are kept in chunks of
+// kChunkRows that are shared copy-on-write, so a snapshot (SeriesView) for the render worker
+// costs one pointer per row and one per chunk: no lock, no copy of the data. Rows can be
+// missing (never computed, or dropped by the store's memory cap: the TraceModel releases them
+// when the store does) and refilled later (recomputed from a checkpoint).
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -14,11 +16,9 @@
 #include <memory>
 #include <vector>
 
-#include "tensor/tensor.h"
-
 namespace archlens::ui {
 
-// Running statistics over every value ever appended (dropping does not change them).
+// Running statistics over every value ever placed (dropping does not change them).
 struct SeriesStats {
     float min = std::numeric_limits<float>::infinity();
     float max = -std::numeric_limits<float>::infinity();
@@ -49,13 +49,16 @@ struct SeriesStats {
 
 class SeriesView {
 public:
-    static constexpr int64_t kChunkRows = 64; // the memory cap drops whole multiples of this
+    static constexpr int64_t kChunkRows = 64; // owners are shared per chunk of rows
+    using Owner = std::shared_ptr<const void>;
+    using OwnerChunk = std::array<Owner, kChunkRows>;
+
     int64_t width() const { return m_width; }
     int64_t count() const { return int64_t(m_rows.size()); }
-    int64_t firstKept() const { return m_first; }
     bool valid() const { return m_width > 0; }
-    // nullptr when t is out of range or was dropped by a memory cap
-    const float* row(int64_t t) const { return t >= m_first && t < count() ? m_rows[size_t(t)] : nullptr; }
+    uint64_t version() const { return m_version; } // bumped on every change of a row
+    // nullptr when t is out of range, was never computed, or was dropped by the memory cap
+    const float* row(int64_t t) const { return t >= 0 && t < count() ? m_rows[size_t(t)] : nullptr; }
     float at(int64_t t, int64_t col) const
     {
         const float* r = row(t);
@@ -64,9 +67,9 @@ public:
 
 protected:
     std::vector<const float*> m_rows;
-    std::vector<Tensor> m_frames; // owners of the rows (empty Tensor once dropped)
-    std::vector<int64_t> m_frameEnd;
-    int64_t m_width = 0, m_first = 0;
+    std::vector<std::shared_ptr<OwnerChunk>> m_owners; // chunk i owns rows [i·64, (i+1)·64)
+    int64_t m_width = 0;
+    uint64_t m_version = 0;
 };
 
 class ProbeSeries : public SeriesView {
@@ -74,59 +77,64 @@ public:
     ProbeSeries() = default;
     explicit ProbeSeries(int64_t width) { m_width = width; }
 
-    // Adopts rows [skip, rows) of an F32 frame (rows, width...) without copying.
-    void adopt(const Tensor& frame, int64_t skip, const SeriesStats* stats = nullptr)
+    // Row t becomes `values` (width() floats, kept alive by `owner`); grows with missing rows.
+    void set(int64_t t, const float* values, Owner owner, bool addStats = true)
     {
-        const int64_t rows = frame.dim(0);
-        const float* base = frame.f32();
-        for (int64_t r = skip; r < rows; ++r)
-            m_rows.push_back(base + r * m_width);
-        m_frames.push_back(frame);
-        m_frameEnd.push_back(count());
-        if (stats) {
-            m_stats.merge(*stats);
-        } else {
-            m_stats.add(base + skip * m_width, (rows - skip) * m_width);
-        }
+        grow(t + 1);
+        m_rows[size_t(t)] = values;
+        chunk(t)[size_t(t % kChunkRows)] = std::move(owner);
+        if (addStats && values)
+            m_stats.add(values, m_width);
         ++m_version;
     }
-    // Copies `rows` rows of width() floats (tests and synthetic data).
+    // Row t is missing (the store dropped it); its owner is released.
+    void clear(int64_t t)
+    {
+        if (!row(t))
+            return;
+        m_rows[size_t(t)] = nullptr;
+        chunk(t)[size_t(t % kChunkRows)].reset();
+        ++m_version;
+    }
+    // Rows [count(), n) are added as missing.
+    void grow(int64_t n)
+    {
+        if (n <= count())
+            return;
+        m_rows.resize(size_t(n), nullptr);
+        m_owners.resize(size_t((n + kChunkRows - 1) / kChunkRows));
+        ++m_version;
+    }
+    // Copies `rows` rows of width() floats at the end (tests and derived data).
     void append(const float* values, int64_t rows)
     {
-        Tensor t = Tensor::empty({rows, m_width});
-        std::memcpy(t.f32(), values, size_t(rows * m_width) * sizeof(float));
-        adopt(t, 0);
+        auto block = std::make_shared<std::vector<float>>(values, values + rows * m_width);
+        const int64_t first = count();
+        for (int64_t r = 0; r < rows; ++r)
+            set(first + r, block->data() + r * m_width, block);
     }
-    // Drops the frames that end at or before the last multiple of kChunkRows <= t.
-    void dropBefore(int64_t t)
+    int64_t keptRows() const
     {
-        const int64_t limit = t / kChunkRows * kChunkRows;
-        for (size_t i = 0; i < m_frames.size(); ++i) {
-            if (m_frameEnd[i] > limit)
-                break;
-            if (m_frames[i].numel() == 0)
-                continue;
-            m_frames[i] = Tensor();
-            const int64_t begin = i == 0 ? 0 : m_frameEnd[i - 1];
-            for (int64_t r = begin; r < m_frameEnd[i]; ++r)
-                m_rows[size_t(r)] = nullptr;
-            m_first = m_frameEnd[i];
-        }
-    }
-    uint64_t keptBytes() const
-    {
-        uint64_t n = 0;
-        for (const Tensor& f : m_frames)
-            n += f.numel() > 0 ? f.nbytes() : 0;
+        int64_t n = 0;
+        for (const float* r : m_rows)
+            n += r != nullptr;
         return n;
     }
     SeriesView view() const { return *this; }
     const SeriesStats& stats() const { return m_stats; }
-    uint64_t version() const { return m_version; }
 
 private:
+    // The chunk holding row t, unshared first (a snapshot may still read the old one).
+    OwnerChunk& chunk(int64_t t)
+    {
+        auto& c = m_owners[size_t(t / kChunkRows)];
+        if (!c)
+            c = std::make_shared<OwnerChunk>();
+        else if (c.use_count() > 1)
+            c = std::make_shared<OwnerChunk>(*c);
+        return *c;
+    }
     SeriesStats m_stats;
-    uint64_t m_version = 0;
 };
 
 } // namespace archlens::ui

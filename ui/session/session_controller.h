@@ -1,8 +1,11 @@
 // SessionController: one model session on the UI side. It owns the worker thread (model,
-// state), the LiveSink the worker records into, and the TraceModel the views draw from.
-// Worker bursts are merged by a single-shot coalescing timer (~60 Hz): it moves the pending
-// frames out of the sink under its short lock, then appends them to the TraceModel. Two
-// controllers side by side are how two models are compared on the same prompt.
+// RunSession or TraceSession) and the TraceModel the views draw from. Worker bursts are merged
+// by a single-shot coalescing timer (~60 Hz): it moves the new frames out of the session's
+// FrameStore under the store's short lock, then places them in the TraceModel, within a time
+// budget per tick so a long prefill never stalls the event loop. Moving the cursor onto a
+// token whose frames or states the store dropped asks the worker to recompute them from the
+// nearest checkpoint (RunSession::jumpTo). Two controllers side by side are how two models
+// are compared on the same prompt.
 #pragma once
 
 #include <QElapsedTimer>
@@ -40,10 +43,20 @@ public:
     void openTrace(const QString& path);
     void saveTrace(const QString& path);
     void cancel();
-    // Moves whatever is pending in the sink into the model now.
+    // Makes sure token t's frames and states are shown: recomputed on the worker when the
+    // store dropped them (at most one recompute in flight; the newest token wins).
+    void ensureToken(int t);
+    bool isRecomputing() const { return m_busy && m_busyKind == QLatin1String("jump"); }
+    // Moves whatever is new in the store into the model now (no time budget).
     void flush();
     void setCoalesceInterval(int ms) { m_coalesce.setInterval(ms); }
     void setPrefillChunk(int tokens) { m_worker->prefillChunk = tokens; }
+    void setCheckpointInterval(int tokens) { m_worker->checkpointInterval = tokens; }
+    int checkpointInterval() const { return int(m_worker->checkpointInterval); }
+    // The memory cap of this session's store (frames, states and checkpoints), now and for later runs.
+    void setCapBytes(uint64_t bytes);
+    uint64_t capBytes() const { return m_worker->capBytes; }
+    bool isLive() const { return m_model.meta().source == QLatin1String("live"); }
 
 signals:
     void modelLoaded(const archlens::ui::ModelSummary& summary);
@@ -52,13 +65,24 @@ signals:
     void busyChanged(bool busy, const QString& what);
     void progress(int done, int total);
     void updated(); // a batch of frames was applied
+    void recomputed(int token); // a scrub's recompute finished
 
 private:
-    void setBusy(bool busy, const QString& what = {});
+    void setBusy(bool busy, const QString& what = {}, const QString& kind = {});
+    void tick(); // the coalescing timer
+    void takeWantedToken();
+    void applyTokens();
+    struct PendingTokens {
+        qint64 begin = 0;
+        std::vector<int32_t> ids;
+        QStringList texts;
+    };
+    PendingTokens m_tokens; // from the worker, applied on the next tick
     QString m_name;
     QThread m_thread;
-    std::shared_ptr<LiveSink> m_sink;
     ModelWorker* m_worker = nullptr;
+    QString m_busyKind;
+    int m_wantToken = -1; // a scrub target waiting for the worker
     TraceModel m_model;
     ModelSummary m_summary;
     QTimer m_coalesce;

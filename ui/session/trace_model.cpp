@@ -37,14 +37,19 @@ TraceModel::TraceModel(QObject* parent)
 {
 }
 
-void TraceModel::clear(const RunMeta& meta)
+void TraceModel::reset(const RunMeta& meta, std::shared_ptr<FrameStore> store, VocabTexts vocab)
 {
     m_meta = meta;
+    m_store = std::move(store);
+    m_vocab = std::move(vocab);
     m_ids.clear();
     m_texts.clear();
-    m_top5.clear();
+    m_frames.clear();
+    m_pending.clear();
     m_layers.clear();
     m_layers.resize(size_t(std::max<qint64>(meta.layers, 0)));
+    m_segments.clear();
+    m_seenDroppedFrames = m_seenDroppedStates = 0;
     ++m_version;
     emit cleared();
 }
@@ -65,48 +70,189 @@ LayerFrames* TraceModel::layer(int i)
     return &m_layers[size_t(i)];
 }
 
-void TraceModel::apply(FrameBatch&& b)
+void TraceModel::addTokens(int64_t begin, const std::vector<int32_t>& ids, const QStringList& texts)
 {
-    if (b.reset)
-        clear(b.meta);
-    if (b.frames.empty() && b.constants.empty() && b.ids.empty())
-        return;
     const int old = tokenCount();
-    m_debugTimer.start();
-    for (auto& c : b.constants) {
-        LayerFrames* l = layer(c.layer);
-        if (!l)
-            continue;
-        const float* v = c.value.f32();
-        (c.name == "A" ? l->A : l->D).assign(v, v + c.value.numel());
-    }
-    for (auto& f : b.frames) {
-        const int s = slot(f.probe);
-        LayerFrames* l = layer(f.layer);
-        if (s < 0 || !l || f.value.numel() == 0)
-            continue;
-        ProbeSeries& ser = l->series[size_t(s)];
-        const int64_t rows = f.value.dim(0);
-        const int64_t width = f.value.numel() / rows;
-        if (!ser.valid())
-            ser = ProbeSeries(width);
-        // frames arrive in order; a frame that overlaps what we hold is skipped in part
-        const int64_t skip = std::max<int64_t>(0, ser.count() - f.tokenBegin);
-        if (f.tokenBegin > ser.count() || width != ser.width() || skip >= rows)
-            continue;
-        ser.adopt(f.value, skip, f.hasStats && skip == 0 ? &f.stats : nullptr);
-    }
-    m_ids.insert(m_ids.end(), b.ids.begin(), b.ids.end());
-    m_texts += b.texts;
-    m_top5 += b.top5;
-    enforceCap();
+    begin = std::clamp<int64_t>(begin, 0, old);
+    m_ids.resize(size_t(begin));
+    m_texts = m_texts.mid(0, qsizetype(begin));
+    m_ids.insert(m_ids.end(), ids.begin(), ids.end());
+    for (size_t i = 0; i < ids.size(); ++i)
+        m_texts << (qsizetype(i) < texts.size() ? texts[qsizetype(i)] : QStringLiteral("#%1").arg(ids[i]));
     ++m_version;
-    const qint64 appendNs = m_debugTimer.nsecsElapsed();
-    if (tokenCount() != old || !b.frames.empty())
-        emit grew(old, tokenCount());
-    if (qEnvironmentVariableIsSet("ARCHLENS_DEBUG_PAINT"))
-        qInfo("apply: append %.2f ms, grew handlers %.2f ms", double(appendNs) / 1e6,
-              double(m_debugTimer.nsecsElapsed() - appendNs) / 1e6);
+    if (tokenCount() != old)
+        emit grew(std::min<int>(old, int(begin)), tokenCount());
+}
+
+void TraceModel::setRow(int l, Probe p, int64_t t, const float* values, SeriesView::Owner owner)
+{
+    LayerFrames* lf = layer(l);
+    const int s = slot(p);
+    if (!lf || s < 0)
+        return;
+    ProbeSeries& ser = lf->series[size_t(s)];
+    if (!ser.valid())
+        ser = ProbeSeries(p == Probe::SsmState ? m_meta.dInner * m_meta.dState
+                                               : (p == Probe::SsmB || p == Probe::SsmC ? m_meta.dState : m_meta.dInner));
+    ser.set(t, values, std::move(owner));
+    ++m_version;
+}
+
+void TraceModel::setConstant(int l, const std::string& name, std::vector<float> values)
+{
+    if (LayerFrames* lf = layer(l))
+        (name == "A" ? lf->A : lf->D) = std::move(values);
+    ++m_version;
+}
+
+void TraceModel::placeFrame(const FramePtr& f)
+{
+    const int64_t t = f->token;
+    if (size_t(t) >= m_frames.size())
+        m_frames.resize(size_t(t) + 1);
+    m_frames[size_t(t)] = f;
+    for (int l = 0; l < f->layerCount() && l < layerCount(); ++l)
+        for (Probe p : kFrameProbes) {
+            const std::span<const float> row = f->probe(l, p);
+            if (row.empty())
+                continue;
+            ProbeSeries& ser = m_layers[size_t(l)].series[size_t(slot(p))];
+            if (!ser.valid())
+                ser = ProbeSeries(int64_t(row.size()));
+            if (int64_t(row.size()) == ser.width())
+                ser.set(t, row.data(), f);
+        }
+}
+
+void TraceModel::placeState(const StatePtr& s)
+{
+    if (!s || s->layer < 0 || s->layer >= layerCount())
+        return;
+    ProbeSeries& ser = m_layers[size_t(s->layer)].series[size_t(slot(Probe::SsmState))];
+    if (!ser.valid())
+        ser = ProbeSeries(s->E * s->N);
+    if (ser.row(s->token) != s->h.data() && int64_t(s->h.size()) == ser.width())
+        ser.set(s->token, s->h.data(), s);
+}
+
+bool TraceModel::sync(double budgetMs)
+{
+    if (!m_store)
+        return true;
+    QElapsedTimer timer;
+    timer.start();
+    for (FramePtr& f : m_store->takeNewFrames()) // the store's lock is held only for this move
+        m_pending.push_back(std::move(f));
+    const FrameStoreUsage u = m_store->usage();
+    for (int l = 0; l < layerCount(); ++l)
+        if (isMambaLayer(l) && m_layers[size_t(l)].A.empty())
+            for (const char* name : {"A", "D"}) {
+                const Tensor c = m_store->constant(l, name);
+                if (c.defined())
+                    (name[0] == 'A' ? m_layers[size_t(l)].A : m_layers[size_t(l)].D).assign(c.f32(), c.f32() + c.numel());
+            }
+    bool placed = false;
+    while (!m_pending.empty()) {
+        if (budgetMs > 0 && placed && double(timer.nsecsElapsed()) / 1e6 > budgetMs)
+            break;
+        const FramePtr f = std::move(m_pending.front());
+        m_pending.pop_front();
+        placeFrame(f);
+        for (int l = 0; l < layerCount(); ++l)
+            if (isMambaLayer(l))
+                placeState(m_store->state(f->token, l));
+        placed = true;
+    }
+    if (u.droppedFrames != m_seenDroppedFrames || u.droppedStates != m_seenDroppedStates) {
+        releaseDropped();
+        m_seenDroppedFrames = u.droppedFrames;
+        m_seenDroppedStates = u.droppedStates;
+        placed = true;
+    }
+    if (placed)
+        ++m_version;
+    return m_pending.empty();
+}
+
+// The store dropped frames or states under its cap: let go of them here too (a held pointer
+// would keep their memory alive), and take any that were republished meanwhile.
+void TraceModel::releaseDropped()
+{
+    const int64_t n = int64_t(m_frames.size());
+    const std::vector<FramePtr> present = m_store->frames({0, n});
+    for (int64_t t = 0; t < n; ++t) {
+        if (m_frames[size_t(t)] == present[size_t(t)])
+            continue;
+        if (present[size_t(t)]) {
+            placeFrame(present[size_t(t)]);
+            continue;
+        }
+        m_frames[size_t(t)].reset();
+        for (LayerFrames& lf : m_layers)
+            for (Probe p : kFrameProbes)
+                lf.series[size_t(slot(p))].clear(t);
+    }
+    for (int l = 0; l < layerCount(); ++l) {
+        ProbeSeries& ser = m_layers[size_t(l)].series[size_t(slot(Probe::SsmState))];
+        if (!ser.valid())
+            continue;
+        const std::vector<StatePtr> states = m_store->states({0, ser.count()}, l);
+        for (int64_t t = 0; t < ser.count(); ++t) {
+            const StatePtr& s = states[size_t(t)];
+            if (!s)
+                ser.clear(t);
+            else
+                placeState(s);
+        }
+    }
+}
+
+void TraceModel::refreshStates(TokenRange range)
+{
+    if (!m_store || range.empty())
+        return;
+    for (int l = 0; l < layerCount(); ++l)
+        if (isMambaLayer(l))
+            for (const StatePtr& s : m_store->states(range, l))
+                placeState(s);
+    ++m_version;
+}
+
+bool TraceModel::hasToken(int64_t t) const
+{
+    if (t < 0 || t >= tokenCount())
+        return true; // nothing to recompute
+    if (size_t(t) >= m_frames.size() || !m_frames[size_t(t)])
+        return false;
+    for (int l = 0; l < layerCount(); ++l) {
+        if (!isMambaLayer(l))
+            continue;
+        const ProbeSeries* s = series(l, Probe::SsmState);
+        if (!s || !s->row(t) || (t > 0 && !s->row(t - 1)))
+            return false;
+    }
+    return true;
+}
+
+void TraceModel::setSegments(std::vector<Segment> segments)
+{
+    m_segments = std::move(segments);
+    ++m_version;
+}
+
+analysis::ScanOrder TraceModel::orderAt(int64_t t) const { return scanOrderAt(m_segments, t); }
+
+QVector<Prediction> TraceModel::predictions(int64_t t) const
+{
+    QVector<Prediction> out;
+    if (t < 0 || size_t(t) >= m_frames.size() || !m_frames[size_t(t)])
+        return out;
+    for (const TopToken& top : m_frames[size_t(t)]->top) {
+        const QString text = m_vocab && top.id >= 0 && size_t(top.id) < m_vocab->size() ? (*m_vocab)[size_t(top.id)]
+                                                                                          : QStringLiteral("#%1").arg(top.id);
+        out.append({top.id, text, top.probability});
+    }
+    return out;
 }
 
 const ProbeSeries* TraceModel::series(int l, Probe p) const
@@ -125,54 +271,6 @@ const std::vector<float>& TraceModel::A(int l) const
 const std::vector<float>& TraceModel::D(int l) const
 {
     return (l >= 0 && size_t(l) < m_layers.size()) ? m_layers[size_t(l)].D : kEmpty;
-}
-
-void TraceModel::setStateCap(uint64_t bytes)
-{
-    m_stateCap = bytes;
-    enforceCap();
-    ++m_version;
-}
-
-uint64_t TraceModel::stateBytes() const
-{
-    uint64_t n = 0;
-    for (const auto& l : m_layers)
-        n += l.series[size_t(slot(Probe::SsmState))].keptBytes();
-    return n;
-}
-
-uint64_t TraceModel::keptBytes() const
-{
-    uint64_t n = 0;
-    for (const auto& l : m_layers)
-        for (const auto& s : l.series)
-            n += s.keptBytes();
-    return n;
-}
-
-int64_t TraceModel::firstStateToken() const
-{
-    int64_t first = 0;
-    for (const auto& l : m_layers)
-        first = std::max(first, l.series[size_t(slot(Probe::SsmState))].firstKept());
-    return first;
-}
-
-void TraceModel::enforceCap()
-{
-    if (m_stateCap == 0)
-        return;
-    const int s = slot(Probe::SsmState);
-    // drop a chunk's worth of tokens at a time from every layer until under the cap
-    while (stateBytes() > m_stateCap) {
-        const int64_t next = (firstStateToken() / SeriesView::kChunkRows + 1) * SeriesView::kChunkRows;
-        const uint64_t before = stateBytes();
-        for (auto& l : m_layers)
-            l.series[size_t(s)].dropBefore(next);
-        if (stateBytes() == before)
-            break; // only the chunk being written is left
-    }
 }
 
 } // namespace archlens::ui

@@ -1,9 +1,13 @@
-// TraceModel: everything one session has computed, on the UI thread, for the views to draw:
-// tokens with their text and top-5 predictions, and per layer the selective-scan probes as
-// ProbeSeries (token-major, chunked, cheap to snapshot for the render worker). Frames arrive
-// in batches moved out of the LiveSink by the SessionController's coalescing timer; a trace
-// file replays through the same path. The state h (T, E, N) is the large one: a memory cap
-// drops its oldest chunks (the other probes are E or N floats per token and are kept).
+// TraceModel: what one session has computed, on the UI thread, for the views to draw. It is
+// the UI-side reader of the session's FrameStore (core/probes/frame_store.h): the
+// SessionController's coalescing timer calls sync(), which moves the newly published frames
+// out under the store's short lock, then, without any lock, points per-layer ProbeSeries rows
+// into those immutable frames (light probes) and into the store's state frames (h), and
+// releases what the store dropped under its memory cap, so the cap bounds memory on this side
+// too. Tokens (ids and their text) come from the worker with each forward call, so a token
+// whose frames were dropped before the UI saw them is still listed; its rows are missing until
+// a scrub recomputes them. A live RunSession and a replayed trace (TraceSession) fill the same
+// store type, so the views draw both alike.
 #pragma once
 
 #include <QElapsedTimer>
@@ -13,11 +17,15 @@
 #include <QVector>
 
 #include <array>
+#include <deque>
+#include <memory>
 #include <vector>
 
+#include "analysis/scan_analysis.h"
+#include "probes/frame_store.h"
 #include "probes/probes.h"
+#include "runtime/run_session.h"
 #include "session/probe_series.h"
-#include "tensor/tensor.h"
 
 namespace archlens::ui {
 
@@ -49,30 +57,8 @@ struct QuantityInfo {
 };
 const QuantityInfo& quantityInfo(Quantity q);
 
-struct ProbeFrame {
-    int layer = 0;
-    Probe probe = Probe::SsmX;
-    int64_t tokenBegin = 0;
-    Tensor value;       // (T, ...) owned copy
-    SeriesStats stats;  // of value, computed on the worker
-    bool hasStats = false;
-};
-struct ConstantFrame {
-    int layer = 0;
-    std::string name; // "A" (E, N) or "D" (E)
-    Tensor value;
-};
-// What the worker hands to the UI thread in one go.
-struct FrameBatch {
-    bool reset = false; // clear first and take `meta`
-    RunMeta meta;
-    std::vector<ProbeFrame> frames;
-    std::vector<ConstantFrame> constants;
-    std::vector<int32_t> ids;
-    QStringList texts;
-    QVector<QVector<Prediction>> top5;
-    bool empty() const { return !reset && frames.empty() && constants.empty() && ids.empty(); }
-};
+// The text of every vocabulary id (for predictions), built once per model or trace.
+using VocabTexts = std::shared_ptr<const std::vector<QString>>;
 
 struct LayerFrames {
     std::array<ProbeSeries, 8> series; // indexed by the ssm probes SsmX .. SsmGate
@@ -85,10 +71,32 @@ class TraceModel : public QObject {
 public:
     explicit TraceModel(QObject* parent = nullptr);
 
-    void apply(FrameBatch&& batch);
-    void clear(const RunMeta& meta);
+    // Starts over with a new run reading `store` (may be null: data placed by hand).
+    void reset(const RunMeta& meta, std::shared_ptr<FrameStore> store, VocabTexts vocab = {});
+    void clear(const RunMeta& meta) { reset(meta, nullptr); }
+    // Tokens [begin, begin + ids.size()) with their text; anything past begin is replaced.
+    void addTokens(int64_t begin, const std::vector<int32_t>& ids, const QStringList& texts);
+    // Moves new frames out of the store and places them; with budgetMs > 0 stops placing after
+    // that long (the rest waits for the next call). Returns false when frames are left over.
+    bool sync(double budgetMs = 0);
+    bool hasPending() const { return !m_pending.empty(); }
+    // Re-reads the states of `range` (every layer) from the store: after a scrub republished them.
+    void refreshStates(TokenRange range);
+    // Whether the light frame and every layer's h at t (and at t - 1, the stepper's h_{t-1})
+    // are here; when not, a scrub must recompute them.
+    bool hasToken(int64_t t) const;
+    // The forward calls of the live run (a trace's /session/segments): which expression order
+    // reproduces token t's scan bit for bit (chunk when unknown, as the CLI records).
+    void setSegments(std::vector<Segment> segments);
+    analysis::ScanOrder orderAt(int64_t t) const;
+
+    // Places rows by hand (tests, synthetic data); width from the first row.
+    void setRow(int layer, Probe p, int64_t t, const float* values, SeriesView::Owner owner);
+    void setConstant(int layer, const std::string& name, std::vector<float> values);
 
     const RunMeta& meta() const { return m_meta; }
+    FrameStore* store() const { return m_store.get(); }
+    std::shared_ptr<FrameStore> sharedStore() const { return m_store; }
     int tokenCount() const { return int(m_ids.size()); }
     int layerCount() const { return int(m_layers.size()); }
     int64_t dInner() const { return m_meta.dInner; }
@@ -96,7 +104,8 @@ public:
     bool isMambaLayer(int layer) const;
     const std::vector<int32_t>& ids() const { return m_ids; }
     const QStringList& texts() const { return m_texts; }
-    const QVector<QVector<Prediction>>& top5() const { return m_top5; }
+    // The model's top-k predictions after token t (empty when its frame is not here).
+    QVector<Prediction> predictions(int64_t t) const;
 
     // nullptr when the layer has no such probe (attention layer, probe not recorded)
     const ProbeSeries* series(int layer, Probe p) const;
@@ -104,30 +113,28 @@ public:
     const std::vector<float>& A(int layer) const;
     const std::vector<float>& D(int layer) const;
     uint64_t version() const { return m_version; }
-
-    // Memory cap on the state h across layers; 0 = unlimited.
-    void setStateCap(uint64_t bytes);
-    uint64_t stateCap() const { return m_stateCap; }
-    uint64_t stateBytes() const;
-    uint64_t keptBytes() const;
-    // First token whose state is still kept in every layer.
-    int64_t firstStateToken() const;
+    FrameStoreUsage usage() const { return m_store ? m_store->usage() : FrameStoreUsage{}; }
 
 signals:
     void cleared();
     void grew(int oldCount, int newCount);
 
 private:
-    void enforceCap();
     LayerFrames* layer(int i);
+    void placeFrame(const FramePtr& f);
+    void placeState(const StatePtr& s);
+    void releaseDropped();
     RunMeta m_meta;
+    std::shared_ptr<FrameStore> m_store;
+    VocabTexts m_vocab;
     std::vector<int32_t> m_ids;
     QStringList m_texts;
-    QVector<QVector<Prediction>> m_top5;
+    std::vector<FramePtr> m_frames; // by token: the frames the series point into
+    std::deque<FramePtr> m_pending; // moved out of the store, not placed yet
     std::vector<LayerFrames> m_layers;
-    uint64_t m_stateCap = 0;
+    std::vector<Segment> m_segments;
+    int64_t m_seenDroppedFrames = 0, m_seenDroppedStates = 0;
     uint64_t m_version = 0;
-    QElapsedTimer m_debugTimer;
 };
 
 QString visibleTokenText(const QString& text); // spaces and newlines made visible

@@ -318,12 +318,16 @@ void TokenHeatmapFigure::paint(QPainter& p, const QRectF& r, const Theme& t, con
     const QRectF rest = paint::drawTitle(p, r, t, title(), sub);
     const QFontMetricsF fm(t.font, p.device());
     const qreal left = fm.height() * 1.5 + fm.horizontalAdvance(QStringLiteral("00000")) + fm.height() * 0.4;
-    const qreal bottom = tokenAxisHeight(p, t);
+    // In a short panel the rotated token labels give up room first, so the heatmap stays visible.
+    const qreal bottom = std::min(tokenAxisHeight(p, t), std::max(fm.height() * 2.0, rest.height() * 0.4));
     const qreal right = paint::colorbarWidth(p, t) + fm.height() * 0.6;
     const QRectF plot(rest.left() + left, rest.top() + fm.height() * 0.2, rest.width() - left - right,
                       rest.height() - bottom - fm.height() * 0.2);
-    if (plot.width() < 10 || plot.height() < 10)
+    if (plot.width() < 10 || plot.height() < 10) {
+        m_plot = QRectF();
+        paintMessage(p, rest, t, QObject::tr("This panel is too small to draw the heatmap: make it larger."));
         return;
+    }
     const HeatmapRequest req = request(plot, dprOf(p));
     m_plot = plot;
     m_shownRows = req.rows;
@@ -417,10 +421,9 @@ QString StateFigure::unavailableReason() const
     if (!s)
         return QObject::tr("Layer %1 recorded no state h.").arg(layer());
     if (!s->row(token()))
-        return QObject::tr("The state at token %1 was dropped by the memory cap (states are kept from token %2). "
-                           "Raise the cap in the Memory panel, or step to a later token.")
-            .arg(token())
-            .arg(s->firstKept());
+        return QObject::tr("The memory cap dropped the state at token %1: it is being recomputed from the nearest "
+                           "checkpoint…")
+            .arg(token());
     return {};
 }
 
@@ -491,8 +494,11 @@ void StateFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const Imag
     const qreal maxW = plot.height() / qreal(std::max<size_t>(rows.size(), 1)) * qreal(xCount()) * 4 + 1;
     if (plot.width() > maxW && maxW > fm.height() * 8)
         plot.setWidth(maxW);
-    if (plot.width() < 10 || plot.height() < 10)
+    if (plot.width() < 10 || plot.height() < 10) {
+        m_plot = QRectF();
+        paintMessage(p, rest, t, QObject::tr("This panel is too small to draw the state: make it larger."));
         return;
+    }
     const HeatmapRequest req = request(plot, dprOf(p));
     m_plot = plot;
     m_shownRows = req.rows;

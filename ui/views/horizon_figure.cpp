@@ -3,7 +3,43 @@
 #include <QFontMetricsF>
 #include <QPainter>
 
+#include "analysis/scan_analysis.h"
+
 namespace archlens::ui {
+
+MemoryHorizon memoryHorizonOf(const TraceModel& m, int layer)
+{
+    MemoryHorizon out;
+    out.forget = analysis::kDefaultForgetFraction;
+    out.spikeFactor = analysis::kDefaultSpikeMultiple;
+    const ProbeSeries* ds = m.series(layer, Probe::SsmDelta);
+    const std::vector<float>& A = m.A(layer);
+    const int64_t E = m.dInner(), N = m.dState(), T = m.tokenCount();
+    if (!ds || T == 0 || A.size() != size_t(E * N) || ds->width() != E)
+        return out;
+    Tensor delta = Tensor::empty({T, E});
+    for (int64_t t = 0; t < T; ++t) {
+        const float* row = ds->row(t);
+        if (!row) {
+            out.missingToken = t;
+            return out;
+        }
+        std::copy(row, row + E, delta.f32() + t * E);
+    }
+    const Tensor a = Tensor::fromVector({E, N}, A);
+    std::vector<float> H(size_t(T * E));
+    for (int64_t c = 0; c < E; ++c) {
+        const std::vector<analysis::Horizon> hc = analysis::memoryHorizons(delta, a, c, out.forget);
+        for (int64_t s = 0; s < T; ++s)
+            H[size_t(s * E + c)] = hc[size_t(s)].atLeast ? NAN : float(hc[size_t(s)].tokens);
+    }
+    out.spikes = analysis::deltaSpikes(delta, out.spikeFactor).spikes;
+    out.tokens = T;
+    out.channels = E;
+    out.horizon = ProbeSeries(E);
+    out.horizon.append(H.data(), T);
+    return out;
+}
 
 HorizonFigure::HorizonFigure(const TraceModel* model, const Selection* sel)
     : TokenHeatmapFigure(model, sel, Quantity::Delta)
@@ -13,10 +49,19 @@ HorizonFigure::HorizonFigure(const TraceModel* model, const Selection* sel)
 
 const MemoryHorizon& HorizonFigure::horizon() const
 {
+    m_refreshIn = 0;
     if (m_version != m_model->version() || m_layer != layer()) {
-        m_h = computeMemoryHorizon(*m_model, layer());
+        constexpr qint64 kStreamRefreshMs = 250;
+        const bool streaming = m_layer == layer() && m_h.tokens > 0 && m_computed.isValid() &&
+                               m_computed.elapsed() < kStreamRefreshMs;
+        if (streaming) {
+            m_refreshIn = int(kStreamRefreshMs - m_computed.elapsed()) + 1;
+            return m_h;
+        }
+        m_h = memoryHorizonOf(*m_model, layer());
         m_version = m_model->version();
         m_layer = layer();
+        m_computed.start();
     }
     return m_h;
 }
@@ -39,14 +84,19 @@ QString HorizonFigure::unavailableReason() const
     const QString r = Figure::unavailableReason();
     if (!r.isEmpty())
         return r;
-    if (!dataSeries())
+    if (!dataSeries()) {
+        if (horizon().missingToken >= 0)
+            return QObject::tr("The memory horizon needs Δ of every token; the memory cap dropped Δ at token %1. "
+                               "Raise the cap in the Memory panel.")
+                .arg(horizon().missingToken);
         return QObject::tr("The memory horizon needs Δ and A of layer %1.").arg(layer());
+    }
     return {};
 }
 
 QString HorizonFigure::subtitleNote() const
 {
-    return QObject::tr(" · light grey: still remembered at the end (H ≥ T−1−s) · ▲ Δ > %1× median: reset (%2)")
+    return QObject::tr(" · light grey: still remembered at the end (H ≥ T−s) · ▲ Δ > %1× median: reset (%2)")
         .arg(double(horizon().spikeFactor), 0, 'g', 3)
         .arg(horizon().spikes.size());
 }
@@ -86,7 +136,7 @@ QString HorizonFigure::toolTipAt(QPointF pos) const
         return {};
     const float v = valueAt(h.token, h.channel);
     const int T = m_model->tokenCount();
-    QString tip = std::isnan(v) ? QObject::tr("<b>H ≥ %1 tokens</b> (still above 1% at the last token)").arg(T - 1 - h.token)
+    QString tip = std::isnan(v) ? QObject::tr("<b>H ≥ %1 tokens</b> (still above 1% at the last token)").arg(T - h.token)
                                 : QObject::tr("<b>H = %1 tokens</b>").arg(double(v), 0, 'g', 6);
     tip += QObject::tr("<br>what token %1 “%2” wrote into channel %3")
                .arg(h.token)

@@ -8,6 +8,62 @@
 
 namespace archlens::ui {
 
+std::optional<ScanStep> scanStepOf(const TraceModel& m, int layer, int token, int channel)
+{
+    const ProbeSeries* xs = m.series(layer, Probe::SsmX);
+    const ProbeSeries* ds = m.series(layer, Probe::SsmDelta);
+    const ProbeSeries* bs = m.series(layer, Probe::SsmB);
+    const ProbeSeries* cs = m.series(layer, Probe::SsmC);
+    const ProbeSeries* hs = m.series(layer, Probe::SsmState);
+    const std::vector<float>& A = m.A(layer);
+    const std::vector<float>& D = m.D(layer);
+    const int64_t E = m.dInner(), N = m.dState();
+    if (!xs || !ds || !bs || !cs || !hs || A.size() != size_t(E * N) || channel < 0 || channel >= E || token < 0 ||
+        !xs->row(token) || !ds->row(token) || !bs->row(token) || !cs->row(token) || !hs->row(token) ||
+        (token > 0 && !hs->row(token - 1)))
+        return std::nullopt;
+    analysis::ScanStepInput in;
+    in.x = xs->at(token, channel);
+    in.delta = ds->at(token, channel);
+    in.A.assign(A.begin() + channel * N, A.begin() + (channel + 1) * N);
+    in.B.assign(bs->row(token), bs->row(token) + N);
+    in.C.assign(cs->row(token), cs->row(token) + N);
+    if (token > 0)
+        in.hPrev.assign(hs->row(token - 1) + channel * N, hs->row(token - 1) + (channel + 1) * N);
+    if (D.size() == size_t(E))
+        in.D = D[size_t(channel)];
+    const ProbeSeries* g = m.series(layer, Probe::SsmGate);
+    if (g && g->row(token))
+        in.gate = g->at(token, channel);
+    in.order = m.orderAt(token);
+    const analysis::ScanStepNumbers n = analysis::scanStep(in);
+
+    ScanStep s;
+    s.layer = layer;
+    s.token = token;
+    s.channel = channel;
+    s.x = in.x;
+    s.delta = in.delta;
+    s.D = in.D.value_or(0.f);
+    s.gate = in.gate.value_or(1.f);
+    const ProbeSeries* y = m.series(layer, Probe::SsmY);
+    s.yRecorded = y && y->row(token) ? y->at(token, channel) : n.yPreGate;
+    s.A = in.A;
+    s.B = in.B;
+    s.C = in.C;
+    s.hPrev = n.hOld;
+    s.decay = n.decay;
+    s.kept = n.decayed;
+    s.written = n.input;
+    s.h = n.hNew;
+    s.hRecorded.assign(hs->row(token) + channel * N, hs->row(token) + (channel + 1) * N);
+    s.readout = n.contribution;
+    s.Ch = n.readout;
+    s.Dx = n.Dx;
+    s.y = n.yPreGate;
+    return s;
+}
+
 int StepperFigure::channel() const
 {
     if (m_fixedChannel >= 0)
@@ -31,10 +87,17 @@ QString StepperFigure::unavailableReason() const
         return r;
     if (channel() < 0 || channel() >= m_model->dInner())
         return QObject::tr("Channel %1 does not exist (the layer has %2 channels).").arg(channel()).arg(m_model->dInner());
-    if (!step())
-        return QObject::tr("This layer lacks the probes the stepper needs (x, Δ, B, C, h, A, D), or the state at "
-                           "token %1 was dropped by the memory cap.")
+    if (!step()) {
+        const int L = layer();
+        for (Probe p : {Probe::SsmX, Probe::SsmDelta, Probe::SsmB, Probe::SsmC, Probe::SsmState})
+            if (!m_model->series(L, p))
+                return QObject::tr("This layer lacks the probes the stepper needs (x, Δ, B, C, h and A).");
+        if (m_model->A(L).empty())
+            return QObject::tr("This layer lacks the probes the stepper needs (x, Δ, B, C, h and A).");
+        return QObject::tr("The memory cap dropped the state at token %1: it is being recomputed from the nearest "
+                           "checkpoint…")
             .arg(token());
+    }
     return {};
 }
 
@@ -201,8 +264,6 @@ void StepperFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const Im
     };
     legend(decayColor, QObject::tr("decay: exp(Δ·A)·h_{t−1} (A < 0, so it shrinks toward 0)"));
     legend(writeColor, QObject::tr("write: + Δ·B·x"));
-    if (!s.hasPrevious)
-        legend(t.muted, QObject::tr("h_{t−1} was dropped by the memory cap: shown as 0"));
 }
 
 FigureHit StepperFigure::hitAt(QPointF pos) const

@@ -6,10 +6,33 @@
 
 #include <optional>
 
-#include "session/scan_step.h"
+#include "analysis/scan_analysis.h"
 #include "views/figure.h"
 
 namespace archlens::ui {
+
+// What the stepper shows for one channel at one token: the recorded inputs and the arithmetic
+// of core/analysis (scanStep, in the expression order of the forward call that computed the
+// token: on the reference backend h_t equals the recorded state bit for bit; the fast
+// backend's kernels may round a product differently), named for the table's columns.
+struct ScanStep {
+    int layer = 0, token = 0, channel = 0;
+    float x = 0, delta = 0, D = 0, gate = 0;
+    float yRecorded = 0;
+    std::vector<float> A, B, C;   // (N)
+    std::vector<float> hPrev;     // h_{t-1} (zeros at t = 0)
+    std::vector<float> decay;     // exp(Δ_t A)
+    std::vector<float> kept;      // exp(Δ_t A) ⊙ h_{t-1}
+    std::vector<float> written;   // Δ_t B_t x_t
+    std::vector<float> h;         // kept + written
+    std::vector<float> hRecorded; // the recorded h_t
+    std::vector<float> readout;   // C_t ⊙ h_t (per n)
+    float Ch = 0, Dx = 0, y = 0;  // C·h, D x, their sum
+};
+
+// nullopt when the layer lacks a probe the step needs (x, Δ, B, C, A; h_t and h_{t-1}, which a
+// scrub recomputes when the memory cap dropped them).
+std::optional<ScanStep> scanStepOf(const TraceModel& m, int layer, int token, int channel);
 
 class StepperFigure : public Figure {
 public:
@@ -25,7 +48,7 @@ public:
     QString unavailableReason() const override;
     int channel() const;
     void setFixedChannel(int c) { m_fixedChannel = c; }
-    std::optional<ScanStep> step() const { return computeScanStep(*m_model, layer(), token(), channel()); }
+    std::optional<ScanStep> step() const { return scanStepOf(*m_model, layer(), token(), channel()); }
 
 private:
     int m_fixedChannel = -1;
