@@ -16,8 +16,11 @@
 #include "export/exporter.h"
 #include "formats/hf_cache.h"
 #include "models/model.h"
-#include "session/live_sink.h"
-#include "session/trace_io.h"
+#include "runtime/run_session.h"
+#include "session/session_source.h"
+#if ARCHLENS_HAVE_HDF5
+#include "runtime/session_trace.h"
+#endif
 #include "views/attention_figures.h"
 #endif
 
@@ -57,12 +60,17 @@ std::shared_ptr<MoeFigureOptions> addMoeFigureOptions(CLI::App* cmd)
 namespace {
 using namespace archlens::ui;
 
-// One session's data: the scan explorer's TraceModel plus the routing/attention source.
+// One session's data: the scan explorer's TraceModel (filled the way cmd_figure fills it, from a
+// RunSession or a TraceSession) plus the routing/attention source.
 struct Run {
     TraceModel data;
     MoeSource src;
     std::unique_ptr<Model> model;
     std::optional<Tokenizer> tok;
+    std::unique_ptr<RunSession> session;
+#if ARCHLENS_HAVE_HDF5
+    std::unique_ptr<TraceSession> trace;
+#endif
 };
 
 void runModel(Run& run, const std::string& modelSpec, const FigureRequest& req, const std::string& tokensSpec)
@@ -100,28 +108,33 @@ void runModel(Run& run, const std::string& modelSpec, const FigureRequest& req, 
     for (const auto& m : info.layerMixer)
         meta.layerMixer << QString::fromStdString(m);
     meta.source = QStringLiteral("live");
-    LiveSink sink;
-    sink.reset(meta);
+    SessionOptions so;
+    so.prefillChunk = int64_t(ids.size()); // the whole prompt in one chunk-path call, as `trace` runs it
+    run.session = std::make_unique<RunSession>(*run.model, so);
+    run.session->setPrompt(ids);
+    run.session->prefill();
+    fillFromSession(run.data, *run.session, meta, vocabTexts(run.tok ? &*run.tok : nullptr, info.vocabRows));
+    run.data.sync();
+    // the router and attention probes: one more forward of the same tokens into a recorder
     analysis::RoutingRecorder rec(true);
     rec.reset(info.layerMixer, info.layerFfn, int64_t(ids.size()));
-    analysis::TeeSink tee(&sink, &rec);
     auto state = run.model->newState();
-    run.model->forward(ids, *state, &tee, ForwardMode::Chunk, false);
-    QStringList texts;
-    for (int32_t id : ids)
-        texts << QString::fromStdString(tokenDisplay(run.tok, id));
-    sink.addTokens(ids, texts, QVector<QVector<Prediction>>(qsizetype(ids.size())));
-    run.data.apply(sink.take());
+    run.model->forward(ids, *state, &rec, ForwardMode::Chunk, false);
     run.src.routing = rec.snapshot();
 }
 
 void readTrace(Run& run, const std::string& path)
 {
-    LiveSink sink;
-    const std::atomic<bool> cancel{false};
-    replayTrace(path, sink, cancel, {});
-    run.data.apply(sink.take());
+#if ARCHLENS_HAVE_HDF5
+    run.trace = std::make_unique<TraceSession>(path);
+    startFromTrace(run.data, *run.trace, QString::fromStdString(path));
+    run.trace->load({0, int64_t(run.trace->tokens().size())}, /*states=*/false);
+    run.data.sync();
     run.src.routing = analysis::readRoutingTrace(path);
+#else
+    (void)run;
+    throw Error(ErrorCode::Unsupported, "this build has no HDF5 support, so --trace cannot be read", path);
+#endif
 }
 
 std::string layerList(const std::vector<int>& v)

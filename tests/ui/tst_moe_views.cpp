@@ -14,7 +14,8 @@
 #include "analysis/route_report.h"
 #include "export/exporter.h"
 #include "formats/trace.h"
-#include "session/trace_io.h"
+#include "runtime/run_session.h"
+#include "session/session_source.h"
 #include "ui_test_util.h"
 #include "views/attention_figures.h"
 
@@ -25,35 +26,40 @@ namespace {
 QString refCase(const char* name) { return QStringLiteral(ARCHLENS_SOURCE_DIR "/tests/reference/data/%1").arg(name); }
 const std::vector<int32_t> kIds = {1, 5, 9, 3, 7, 2, 8, 4, 6, 11, 12, 3};
 
-// A session run the way the GUI's MoE panel runs one: LiveSink + RoutingRecorder through a tee.
+// A session: the TraceModel filled through a RunSession (as the GUI and CLI fill it), and the
+// routing recorded the way the MoE panel records it: the prompt in one call, then one token at
+// a time (as generation does).
 struct Session {
     TraceModel data;
     MoeSource src;
+    std::unique_ptr<Model> model;
+    std::unique_ptr<RunSession> session;
     void run(const QString& dir, const std::vector<int32_t>& ids, int64_t promptLength)
     {
-        auto m = loadModel(dir.toStdString(), std::shared_ptr<Backend>(makeCpuReferenceBackend()));
-        LiveSink sink;
+        model = loadModel(dir.toStdString(), std::shared_ptr<Backend>(makeCpuReferenceBackend()));
+        const ModelInfo& info = model->info();
         RunMeta meta;
         meta.modelName = QFileInfo(dir).fileName();
-        meta.dInner = m->info().dInner;
-        meta.dState = m->info().dState;
-        meta.layers = m->info().layers;
-        for (const auto& x : m->info().layerMixer)
+        meta.modelPath = dir;
+        meta.dInner = info.dInner;
+        meta.dState = info.dState;
+        meta.layers = info.layers;
+        for (const auto& x : info.layerMixer)
             meta.layerMixer << QString::fromStdString(x);
-        sink.reset(meta);
+        meta.source = "live";
+        SessionOptions o;
+        o.prefillChunk = int64_t(ids.size());
+        session = std::make_unique<RunSession>(*model, o);
+        session->setPrompt(ids);
+        session->prefill();
+        fillFromSession(data, *session, meta, vocabTexts(nullptr, info.vocabRows));
+        data.sync();
         analysis::RoutingRecorder rec(true);
-        rec.reset(m->info().layerMixer, m->info().layerFfn, promptLength);
-        analysis::TeeSink tee(&sink, &rec);
-        auto st = m->newState();
-        // the prompt in one call, the rest one token at a time (as generation does)
-        m->forward(std::span(ids).first(size_t(promptLength)), *st, &tee, ForwardMode::Chunk, false);
+        rec.reset(info.layerMixer, info.layerFfn, promptLength);
+        auto st = model->newState();
+        model->forward(std::span(ids).first(size_t(promptLength)), *st, &rec, ForwardMode::Chunk, false);
         for (size_t i = size_t(promptLength); i < ids.size(); ++i)
-            m->forward(std::span(ids).subspan(i, 1), *st, &tee, ForwardMode::Auto, false);
-        QStringList texts;
-        for (int32_t id : ids)
-            texts << QStringLiteral("#%1").arg(id);
-        sink.addTokens(ids, texts, QVector<QVector<Prediction>>(qsizetype(ids.size())));
-        data.apply(sink.take());
+            model->forward(std::span(ids).subspan(i, 1), *st, &rec, ForwardMode::Auto, false);
         src.routing = rec.snapshot();
     }
 };

@@ -277,6 +277,7 @@ void MoePanel::onCleared()
     }
     ++m_generation;
     m_fed = 0;
+    m_routeLive = false;
     m_src.routing = {};
     ++m_src.version;
     const RunMeta meta = m_model->meta();
@@ -314,6 +315,7 @@ void MoePanel::onCleared()
         applySnapshot({});
         return;
     }
+    m_routeLive = true;
     const QString path = meta.modelPath, prompt = meta.prompt;
     RoutingWorker* w = m_worker;
     QMetaObject::invokeMethod(w, [self, w, gen, path, prompt] {
@@ -333,7 +335,7 @@ void MoePanel::onCleared()
 void MoePanel::onGrew()
 {
     const int n = m_model->tokenCount();
-    if (n <= m_fed || m_model->meta().source.endsWith(QLatin1String(".h5")))
+    if (n <= m_fed || !m_routeLive)
         return;
     const std::vector<int32_t> ids(m_model->ids().begin() + m_fed, m_model->ids().begin() + n);
     m_fed = n;

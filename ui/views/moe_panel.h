@@ -78,6 +78,7 @@ private:
     RoutingWorker* m_worker = nullptr;
     std::shared_ptr<std::atomic<bool>> m_cancelFlags[2]; // per corpus slot
     int m_fed = 0;          // tokens handed to the worker
+    bool m_routeLive = false; // the worker runs the model (not a trace, not a pure Mamba model)
     quint64 m_generation = 0; // bumps on every reset; stale results are dropped
     int m_pending = 0;
     int m_corporaRunning = 0;
