@@ -3,6 +3,7 @@
 #include <QCommandLineParser>
 #include <QDir>
 #include <QDockWidget>
+#include <QElapsedTimer>
 #include <QFileInfo>
 #include <QStyleFactory>
 #include <QTimer>
@@ -11,6 +12,7 @@
 #include "main_window.h"
 #include "session/selection.h"
 #include "views/figure_widget.h"
+#include "views/moe_panel.h"
 
 static QString bundledModelsDir()
 {
@@ -43,12 +45,19 @@ int main(int argc, char** argv)
     QCommandLineOption dark("dark", "Use the dark palette");
     QCommandLineOption raise("raise", "Dock to bring to the front for the screenshot (e.g. dock.channels)", "name");
     QCommandLineOption generateN("generate", "After the prompt, generate N tokens", "N");
+    QCommandLineOption view("view", "Routing/attention view to bring to the front (router, expert-load, expert-path, "
+                                    "coactivation, attention, hidden-attention, layer-map ...)", "key");
+    QCommandLineOption corpus("corpus", "Route this corpus (file or folder) for the expert-load view; give it twice to "
+                                        "compare two", "path");
     QCommandLineOption bench("bench-ui", "Measure playback frame times and event-loop stalls, print them, and quit");
-    parser.addOptions({prompt, screenshot, layer, token, channel, dark, raise, generateN, bench});
+    parser.addOptions({prompt, screenshot, layer, token, channel, dark, raise, generateN, bench, view, corpus});
     parser.process(app);
 
     archlens::ui::MainWindow window;
     window.setBundledModelsDir(bundledModelsDir());
+    auto* moePanel = window.findChild<archlens::ui::MoePanel*>();
+    if (moePanel)
+        moePanel->setSampleCorporaDir(QDir(bundledModelsDir() + "/../corpora").absolutePath());
     const QStringList args = parser.positionalArguments();
     const QString target = args.isEmpty() ? bundledModelsDir() + "/mamba-demo-untrained" : args.front();
     if (parser.isSet(dark))
@@ -64,6 +73,16 @@ int main(int argc, char** argv)
         if (parser.isSet(prompt))
             window.runPrompt();
     });
+    if (parser.isSet(corpus) && moePanel)
+        QObject::connect(&window, &archlens::ui::MainWindow::runFinished, &window, [&, moePanel] {
+            static bool done = false;
+            if (done)
+                return;
+            done = true;
+            const QStringList paths = parser.values(corpus);
+            for (int i = 0; i < std::min<int>(int(paths.size()), 2); ++i)
+                moePanel->setCorpus(i, paths[i]);
+        });
     bool generated = false;
     auto pose = [&] {
         if (parser.isSet(layer))
@@ -72,6 +91,14 @@ int main(int argc, char** argv)
             window.selection()->setChannel(parser.value(channel).toInt());
         if (parser.isSet(token))
             window.selection()->setToken(parser.value(token).toInt());
+        if (parser.isSet(view) && moePanel) {
+            if (auto* d = window.findChild<QDockWidget*>("dock.moe")) {
+                d->show();
+                d->raise();
+                window.resizeDocks({d}, {int(window.height() * 0.62)}, Qt::Vertical);
+            }
+            moePanel->showView(parser.value(view));
+        }
         if (parser.isSet(raise))
             if (auto* d = window.findChild<QDockWidget*>(parser.value(raise))) {
                 d->show();
@@ -80,12 +107,21 @@ int main(int argc, char** argv)
     };
     if (parser.isSet(screenshot)) {
         const QString file = parser.value(screenshot);
-        auto grab = [&window, file, &pose] {
+        auto grab = [&window, file, &pose, moePanel] {
             pose();
-            QTimer::singleShot(600, &window, [&window, file] {
+            // the routing views fill in from their own worker (and corpora take a while): wait for it
+            auto* poll = new QTimer(&window);
+            auto* waited = new QElapsedTimer;
+            waited->start();
+            QObject::connect(poll, &QTimer::timeout, &window, [&window, file, moePanel, poll, waited] {
+                if (waited->elapsed() < 600 || (moePanel && moePanel->isBusy() && waited->elapsed() < 60000))
+                    return;
+                poll->stop();
+                delete waited;
                 window.grab().save(file);
                 QApplication::quit();
             });
+            poll->start(100);
         };
         QObject::connect(&window, &archlens::ui::MainWindow::runFinished, &window, [&, grab] {
             if (parser.isSet(generateN) && !generated) {

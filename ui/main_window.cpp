@@ -43,6 +43,7 @@
 #include "token_strip.h"
 #include "views/figure_widget.h"
 #include "views/heatmap_figures.h"
+#include "views/moe_panel.h"
 
 namespace archlens::ui {
 
@@ -58,6 +59,16 @@ MainWindow::MainWindow(QWidget* parent)
     buildViews();
     buildMemoryDock();
     buildCompareDock();
+    // the mixture-of-experts and attention views (views/moe_panel.h), tabbed with the bottom views
+    auto* moeDock = new QDockWidget(tr("Routing and attention"), this);
+    moeDock->setObjectName("dock.moe");
+    moeDock->setWidget(new MoePanel(m_session->model(), &m_sel, moeDock));
+    addDockWidget(Qt::BottomDockWidgetArea, moeDock);
+    if (auto* b = findChild<QDockWidget*>("dock.B")) {
+        tabifyDockWidget(b, moeDock);
+        b->raise(); // the scan views stay in front; the panel raises itself for models without Mamba layers
+    }
+    m_viewMenu->addAction(moeDock->toggleViewAction());
 
     connect(m_session, &SessionController::modelLoaded, this, &MainWindow::onLoaded);
     connect(m_session, &SessionController::workFinished, this, &MainWindow::onWorkFinished);

@@ -8,6 +8,7 @@
 
 #include "base/strings.h"
 #include "common.h"
+#include "figure_moe.h"
 
 #ifdef ARCHLENS_HAVE_GUI
 #include <QApplication>
@@ -79,8 +80,9 @@ void addFigureCommand(CLI::App& app)
     auto* traceOpt = cmd->add_option("--trace", o->trace, "An HDF5 trace to draw instead of running a model");
     promptOpt->excludes(tokensOpt);
     traceOpt->excludes(modelOpt);
-    cmd->add_option("--view", o->view, std::string("One of: ") + kViews)->required();
-    cmd->add_option("--layer", o->layer, "Layer (must be a Mamba layer)")->required();
+    cmd->add_option("--view", o->view, std::string("One of: ") + kViews + ", " + moeFigureViews())->required();
+    auto* layerOpt = cmd->add_option("--layer", o->layer, "Layer (of the view's kind; ignored by all-layer views)");
+    auto moe = addMoeFigureOptions(cmd);
     cmd->add_option("--token", o->token, "Token for state and stepper, cursor elsewhere (default: the last)");
     cmd->add_option("--channels", o->channels,
                     "Channels, e.g. 0-15,32 (default: all for heatmaps; the most active one for stepper/charts)");
@@ -88,9 +90,9 @@ void addFigureCommand(CLI::App& app)
     cmd->add_option("--dpi", o->dpi, "Resolution (text scales with it)")->capture_default_str();
     cmd->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();
     cmd->add_option("--out", o->out, "Output file: .png, .svg, .pdf or .csv")->required();
-    cmd->callback([o, modelOpt, promptOpt, tokensOpt, traceOpt] {
+    cmd->callback([o, modelOpt, promptOpt, tokensOpt, traceOpt, layerOpt, moe] {
 #ifndef ARCHLENS_HAVE_GUI
-        (void)o, (void)modelOpt, (void)promptOpt, (void)tokensOpt, (void)traceOpt;
+        (void)o, (void)modelOpt, (void)promptOpt, (void)tokensOpt, (void)traceOpt, (void)layerOpt, (void)moe;
         throw Error(ErrorCode::Unsupported,
                     "figure is unavailable in this build: it draws with the GUI's Qt views (configure with ARCHLENS_GUI=ON)");
 #else
@@ -99,9 +101,22 @@ void addFigureCommand(CLI::App& app)
             throw Error(ErrorCode::InvalidArgument, "give a model (--model DIR with --prompt or --tokens) or --trace FILE");
         if (modelOpt->count() && !promptOpt->count() && !tokensOpt->count())
             throw Error(ErrorCode::InvalidArgument, "--model needs the prompt as --prompt TEXT or --tokens 1,2,3");
+        if (isMoeFigureView(o->view)) {
+            int w = 0, h = 0;
+            if (std::sscanf(o->size.c_str(), "%dx%d", &w, &h) != 2 || w < 16 || h < 16)
+                throw makeError(ErrorCode::InvalidArgument, "--size '{}' must look like 1600x900", o->size);
+            runMoeFigure({o->model, o->prompt, o->tokens, o->trace, o->view, o->channels, o->out, o->backend, o->layer,
+                          o->token, o->dpi, w, h, promptOpt->count() > 0, tokensOpt->count() > 0, traceOpt->count() > 0,
+                          layerOpt->count() > 0},
+                         *moe);
+            return;
+        }
+        if (!layerOpt->count())
+            throw makeError(ErrorCode::InvalidArgument, "--layer is required for the '{}' view", o->view);
         const std::set<std::string> views = {"delta", "B", "C", "gate", "state", "state-norm", "stepper", "channels", "horizon"};
         if (!views.count(o->view))
-            throw makeError(ErrorCode::InvalidArgument, "--view '{}' is not a view; use one of: {}", o->view, kViews);
+            throw makeError(ErrorCode::InvalidArgument, "--view '{}' is not a view; use one of: {}, {}", o->view, kViews,
+                            moeFigureViews());
         int w = 0, h = 0;
         if (std::sscanf(o->size.c_str(), "%dx%d", &w, &h) != 2 || w < 16 || h < 16)
             throw makeError(ErrorCode::InvalidArgument, "--size '{}' must look like 1600x900", o->size);

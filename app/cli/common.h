@@ -38,5 +38,6 @@ void addFigureCommand(CLI::App& app);
 void addTrainCommands(CLI::App& app);    // cmd_train.cpp: train, bench train (after addBenchCommand)
 void addEvalCommand(CLI::App& app);      // cmd_eval.cpp
 void addFinetuneCommand(CLI::App& app);  // cmd_finetune.cpp
+void addRouteCommand(CLI::App& app); // cmd_route.cpp
 
 } // namespace archlens::cli

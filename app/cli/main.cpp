@@ -26,6 +26,7 @@ int main(int argc, char** argv)
     archlens::cli::addTrainCommands(app);
     archlens::cli::addEvalCommand(app);
     archlens::cli::addFinetuneCommand(app);
+    archlens::cli::addRouteCommand(app);
 
     // Notices (such as the backend fallback) are printed once the command has succeeded,
     // so a failure always ends with exactly one line on stderr: the reason.
