@@ -9,6 +9,7 @@
 #include <Eigen/Core>
 
 #include "backends/backend.h"
+#include "ops/attention_row.h"
 #include "ops/math.h"
 
 namespace archlens {
@@ -267,45 +268,13 @@ public:
 
     void attention(const AttentionArgs& a) override
     {
-        const int64_t T = a.q->dim(0), H = a.q->dim(1), Dh = a.q->dim(2);
+        const int64_t T = a.q->dim(0), H = a.q->dim(1);
         const int64_t S = a.k->dim(0), Hkv = a.k->dim(1);
         checkShape(S == a.pastLength + T && H % Hkv == 0, "attention", shapeToString(a.k->shape()));
-        const int64_t group = H / Hkv;
         std::vector<float> scores(static_cast<size_t>(S));
-        for (int64_t h = 0; h < H; ++h) {
-            const int64_t hk = h / group;
-            for (int64_t t = 0; t < T; ++t) {
-                const int64_t p = a.pastLength + t;
-                const int64_t first = a.slidingWindow > 0 ? std::max<int64_t>(0, p - a.slidingWindow + 1) : 0;
-                const float* q = a.q->f32() + (t * H + h) * Dh;
-                float maxScore = -INFINITY;
-                for (int64_t s = first; s <= p; ++s) {
-                    const float* k = a.k->f32() + (s * Hkv + hk) * Dh;
-                    float dot = 0.f;
-                    for (int64_t d = 0; d < Dh; ++d)
-                        dot += q[d] * k[d];
-                    scores[size_t(s)] = dot * a.scale;
-                    maxScore = std::max(maxScore, scores[size_t(s)]);
-                }
-                double sum = 0;
-                for (int64_t s = first; s <= p; ++s) {
-                    scores[size_t(s)] = std::exp(scores[size_t(s)] - maxScore);
-                    sum += scores[size_t(s)];
-                }
-                float* o = a.out->f32() + (t * H + h) * Dh;
-                std::fill_n(o, Dh, 0.f);
-                for (int64_t s = 0; s < S; ++s) {
-                    const float wgt = (s >= first && s <= p) ? float(scores[size_t(s)] / sum) : 0.f;
-                    if (a.weightsOut)
-                        a.weightsOut->f32()[(h * T + t) * S + s] = wgt;
-                    if (wgt == 0.f)
-                        continue;
-                    const float* v = a.v->f32() + (s * Hkv + hk) * Dh;
-                    for (int64_t d = 0; d < Dh; ++d)
-                        o[d] += wgt * v[d];
-                }
-            }
-        }
+        for (int64_t h = 0; h < H; ++h)
+            for (int64_t t = 0; t < T; ++t)
+                attentionRow(a, h, t, scores.data());
     }
 
     void routerTopK(const RouterArgs& a) override

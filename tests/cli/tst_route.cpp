@@ -12,6 +12,7 @@
 
 #include "backends/backend.h"
 #include "models/model.h"
+#include "cli_runner.h"
 #include "test_support.h"
 #include "tiny_moe.h"
 #include "tokenizer/tokenizer.h"
@@ -21,36 +22,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct CliResult {
-    int rc = -1;
-    std::string out, err;
-};
+using test::CliResult;
+using test::slurp;
 
-std::string slurp(const fs::path& p)
+CliResult run(const std::string& program, const std::vector<std::string>& args, const fs::path&)
 {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-std::string quote(const std::string& s)
-{
-    std::string q = "'";
-    for (char c : s)
-        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
-}
-
-CliResult run(const std::string& program, const std::vector<std::string>& args, const fs::path& tmp)
-{
-    std::string cmd = quote(program);
-    for (const auto& a : args)
-        cmd += " " + quote(a);
-    const fs::path out = tmp / "out.txt", err = tmp / "err.txt";
-    cmd += " >" + quote(out.string()) + " 2>" + quote(err.string()) + " </dev/null";
-    const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+    return test::runProgram(program, args);
 }
 
 class Route : public ::testing::Test {

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cli_runner.h"
 #include "test_support.h"
 
 using namespace archlens;
@@ -20,38 +21,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct CliResult {
-    int rc = -1;
-    std::string out, err;
-};
-
-std::string slurp(const fs::path& p)
-{
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-std::string quote(const std::string& s)
-{
-    std::string q = "'";
-    for (char c : s)
-        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
-}
-
-CliResult cli(const std::vector<std::string>& args)
-{
-    static test::TempDir tmp;
-    std::string cmd = quote(ARCHLENS_CLI);
-    for (const auto& a : args)
-        cmd += " " + quote(a);
-    const fs::path out = tmp.path() / "out.txt", err = tmp.path() / "err.txt";
-    cmd += " >" + quote(out.string()) + " 2>" + quote(err.string()) + " </dev/null";
-    const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
+using test::CliResult;
+using test::cli;
+using test::slurp;
 
 int lines(const std::string& s) { return int(std::count(s.begin(), s.end(), '\n')); }
 
