@@ -7,49 +7,11 @@
 
 #include <gtest/gtest.h>
 
+#include "grad_check.h"
 #include "training/train_ops_attention.h"
 
 using namespace archlens::train;
-using Vec = std::vector<double>;
-
-namespace {
-
-Vec randVec(size_t n, std::mt19937_64& rng, double scale = 1.0)
-{
-    std::normal_distribution<double> d(0.0, scale);
-    Vec v(n);
-    for (auto& x : v)
-        x = d(rng);
-    return v;
-}
-
-double dot(const Vec& a, const Vec& b)
-{
-    double s = 0;
-    for (size_t i = 0; i < a.size(); ++i)
-        s += a[i] * b[i];
-    return s;
-}
-
-void checkGrad(const char* what, Vec& param, const Vec& grad, const std::function<double()>& loss, double tol = 1e-6)
-{
-    double maxErr = 0, maxRef = 0;
-    const double h = 1e-6;
-    for (size_t i = 0; i < param.size(); ++i) {
-        const double keep = param[i];
-        param[i] = keep + h;
-        const double lp = loss();
-        param[i] = keep - h;
-        const double lm = loss();
-        param[i] = keep;
-        const double fd = (lp - lm) / (2 * h);
-        maxErr = std::max(maxErr, std::fabs(fd - grad[i]));
-        maxRef = std::max(maxRef, std::fabs(fd));
-    }
-    EXPECT_LT(maxErr, tol * std::max(1.0, maxRef)) << what << ": max error " << maxErr << " (max |fd| " << maxRef << ")";
-}
-
-} // namespace
+using namespace archlens::train::test;
 
 TEST(TrainOpsAttention, RotaryPartialDims)
 {
