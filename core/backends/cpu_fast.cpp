@@ -10,6 +10,7 @@
 //    channels or heads; router top-k, expert FFNs and sampling use the reference code.
 #include "backends/cpu_fast.h"
 #include "ops/attention_row.h"
+#include "ops/norm_row.h"
 
 #include <sched.h>
 
@@ -142,21 +143,8 @@ public:
         const int64_t T = x.dim(0), D = x.dim(1);
         m_pool->parallelFor(
             T, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, D)), [&](int64_t t0, int64_t t1) {
-                for (int64_t t = t0; t < t1; ++t) {
-                    const float* xr = x.f32() + t * D;
-                    float* yr = y.f32() + t * D;
-                    double mean = 0;
-                    for (int64_t i = 0; i < D; ++i)
-                        mean += xr[i];
-                    mean /= double(D);
-                    double var = 0;
-                    for (int64_t i = 0; i < D; ++i)
-                        var += (xr[i] - mean) * (xr[i] - mean);
-                    var /= double(D);
-                    const float inv = float(1.0 / std::sqrt(var + eps));
-                    for (int64_t i = 0; i < D; ++i)
-                        yr[i] = float(xr[i] - mean) * inv * w.f32()[i] + (b ? b->f32()[i] : 0.f);
-                }
+                for (int64_t t = t0; t < t1; ++t)
+                    layerNormRow(x.f32() + t * D, w.f32(), b ? b->f32() : nullptr, eps, D, y.f32() + t * D);
             });
     }
 

@@ -11,6 +11,7 @@
 #include "backends/backend.h"
 #include "ops/attention_row.h"
 #include "ops/math.h"
+#include "ops/norm_row.h"
 
 namespace archlens {
 
@@ -76,21 +77,8 @@ public:
     void layerNorm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, Tensor& y) override
     {
         const int64_t T = x.dim(0), D = x.dim(1);
-        for (int64_t t = 0; t < T; ++t) {
-            const float* xr = x.f32() + t * D;
-            float* yr = y.f32() + t * D;
-            double mean = 0;
-            for (int64_t i = 0; i < D; ++i)
-                mean += xr[i];
-            mean /= double(D);
-            double var = 0;
-            for (int64_t i = 0; i < D; ++i)
-                var += (xr[i] - mean) * (xr[i] - mean);
-            var /= double(D);
-            const float inv = float(1.0 / std::sqrt(var + eps));
-            for (int64_t i = 0; i < D; ++i)
-                yr[i] = float(xr[i] - mean) * inv * w.f32()[i] + (b ? b->f32()[i] : 0.f);
-        }
+        for (int64_t t = 0; t < T; ++t)
+            layerNormRow(x.f32() + t * D, w.f32(), b ? b->f32() : nullptr, eps, D, y.f32() + t * D);
     }
 
     void add(const Tensor& a, const Tensor& b, Tensor& out) override
