@@ -265,14 +265,23 @@ void MoePanel::onCleared()
 {
     // a model without Mamba layers has nothing for the scan views: bring these views forward,
     // once per model, so a student opening Mixtral does not face a window of empty panels
+    // and the other way round: a pure Mamba model has nothing here, so the scan views (B and its
+    // tabs) come forward even when a saved layout left this panel in front from an MoE model
     const RunMeta& m = m_model->meta();
-    if (m.layers > 0 && !m.layerMixer.contains(QStringLiteral("mamba")) && m_raisedFor != m.modelPath) {
+    if (m.layers > 0 && m_raisedFor != m.modelPath) {
         m_raisedFor = m.modelPath;
-        if (auto* dock = qobject_cast<QDockWidget*>(parentWidget())) {
+        auto* dock = qobject_cast<QDockWidget*>(parentWidget());
+        auto* win = dock ? qobject_cast<QMainWindow*>(dock->parentWidget()) : nullptr;
+        const bool hasMamba = m.layerMixer.contains(QStringLiteral("mamba"));
+        const bool onlyMamba = hasMamba && !m.layerMixer.contains(QStringLiteral("attention"));
+        if (dock && !hasMamba) {
             dock->show();
             dock->raise();
-            if (auto* win = qobject_cast<QMainWindow*>(dock->parentWidget()))
+            if (win)
                 win->resizeDocks({dock}, {int(win->height() * 0.62)}, Qt::Vertical);
+        } else if (win && onlyMamba) {
+            if (auto* scan = win->findChild<QDockWidget*>(QStringLiteral("dock.B")))
+                scan->raise();
         }
     }
     ++m_generation;
