@@ -30,7 +30,7 @@ void addEvalCommand(CLI::App& app)
     cmd->add_option("--adapter", o->adapter, "PEFT LoRA adapter folder to apply");
     cmd->add_option("--task", o->task,
                     "selective-copy | induction | text (default and parameters: the model's archlens_task.json)");
-    cmd->add_option("--data", o->data, "text: the file to evaluate on (default: the one recorded)");
+    cmd->add_option("--data", o->data, "text: the file or corpus folder to evaluate on (default: the one recorded)");
     cmd->add_option("--seed", o->seed, "Seed of the evaluation data")->capture_default_str();
     cmd->add_option("--samples", o->samples, "Sequences to evaluate")->capture_default_str();
     cmd->add_option("--length", o->length, "Without archlens_task.json: task length")->capture_default_str();
@@ -62,7 +62,13 @@ void addEvalCommand(CLI::App& app)
             if (o->data.empty())
                 throw Error(ErrorCode::InvalidArgument, "--task text needs --data FILE");
             const Tokenizer tok = Tokenizer::fromFile(dir);
-            task = makeTextTask(tok.encode(readFileBytes(o->data), false), model.config().V, o->context, o->data);
+            if (isCorpusFolder(o->data)) {
+                std::vector<CorpusDomainTokens> doms;
+                for (auto& d : readCorpusFolder(o->data))
+                    doms.push_back({d.name, tok.encode(d.train, false), tok.encode(d.heldOut, false)});
+                task = makeCorpusTask(std::move(doms), model.config().V, o->context, o->data);
+            } else
+                task = makeTextTask(tok.encode(readFileBytes(o->data), false), model.config().V, o->context, o->data);
         } else {
             throw Error(ErrorCode::InvalidArgument,
                         o->task.empty() ? "the model has no archlens_task.json: name the task with --task"
@@ -75,6 +81,12 @@ void addEvalCommand(CLI::App& app)
                                     task->vocabSize(), model.config().V));
         ThreadPool pool(o->threads > 0 ? o->threads : std::max(1, int(std::thread::hardware_concurrency())));
         const EvalResult r = evaluate(model, *task, o->seed, o->samples, &pool);
+        nlohmann::ordered_json perDomain = nlohmann::ordered_json::object();
+        const auto domainNames = task->domains();
+        for (size_t d = 0; d < domainNames.size(); ++d) {
+            const EvalResult de = evaluate(model, *task->domainTask(d), o->seed, o->samples, &pool);
+            perDomain[domainNames[d]] = {{"loss", de.loss}, {"perplexity", de.perplexity}, {"windows", de.samples}};
+        }
         if (o->json) {
             nlohmann::ordered_json j = {{"model", o->model}, {"adapter", o->adapter}, {"task", task->name()},
                                         {"seed", o->seed}, {"samples", r.samples}};
@@ -84,6 +96,8 @@ void addEvalCommand(CLI::App& app)
             }
             j["loss"] = r.loss;
             j["perplexity"] = r.perplexity;
+            if (!perDomain.empty())
+                j["by_domain"] = perDomain;
             fmt::print("{}\n", j.dump(2));
         } else if (task->reportsAccuracy()) {
             fmt::print("{}: {:.2f}% of {} sequences exact ({} correct), token accuracy {:.2f}%, loss {:.4f}\n",
@@ -92,6 +106,9 @@ void addEvalCommand(CLI::App& app)
         } else {
             fmt::print("{}: loss {:.4f} nats/token, perplexity {:.3f} over {} windows\n", task->name(), r.loss,
                        r.perplexity, r.samples);
+            for (const auto& [name, v] : perDomain.items())
+                fmt::print("  {:<12} loss {:.4f}, perplexity {:.3f} over {} windows\n", name, v["loss"].get<double>(),
+                           v["perplexity"].get<double>(), v["windows"].get<int64_t>());
         }
     });
 }

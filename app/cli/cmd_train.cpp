@@ -93,6 +93,31 @@ std::unique_ptr<Task> makeTask(const TrainCliOptions& o, const fs::path& out, in
     if (o.task == "text") {
         if (o.data.empty())
             throw Error(ErrorCode::InvalidArgument, "--task text needs --data FILE");
+        if (isCorpusFolder(o.data)) {
+            std::vector<CorpusDomainText> texts = readCorpusFolder(o.data);
+            std::vector<std::string> trainTexts;
+            for (const auto& d : texts)
+                trainTexts.push_back(d.train);
+            BpeTrainerOptions bo;
+            bo.vocabSize = o.vocabSize;
+            std::fprintf(stderr, "training a %lld-token byte-level BPE tokenizer on %zu domains of %s\n",
+                         (long long)o.vocabSize, texts.size(), o.data.c_str());
+            const std::string tokJson = trainByteLevelBpe(trainTexts, bo);
+            std::error_code ec;
+            fs::create_directories(out, ec);
+            writeFileAtomic(out / "tokenizer.json", tokJson);
+            const Tokenizer tok = Tokenizer::fromJson(tokJson, "trained tokenizer");
+            vocab = tok.vocabSize();
+            std::vector<CorpusDomainTokens> doms;
+            for (auto& d : texts)
+                doms.push_back({d.name, tok.encode(d.train, false), tok.encode(d.heldOut, false)});
+            // Recorded relative to the model folder, so a bundled model finds its corpus wherever
+            // the source tree is.
+            const fs::path rel =
+                fs::absolute(o.data).lexically_normal().lexically_relative(fs::absolute(out).lexically_normal());
+            return makeCorpusTask(std::move(doms), vocab, o.context,
+                                  rel.empty() ? fs::absolute(o.data).string() : rel.string());
+        }
         const std::string text = readFileBytes(o.data);
         BpeTrainerOptions bo;
         bo.vocabSize = o.vocabSize;
@@ -130,7 +155,8 @@ void printProgress(const TrainProgress& p, bool accuracyTask)
 }
 
 void writeCard(const fs::path& dir, const TrainCliOptions& o, const MambaTrainModel& model, const Task& task,
-               const TrainResult& res, const EvalResult& ev, uint64_t evalSeedValue, double seconds)
+               const TrainResult& res, const EvalResult& ev, uint64_t evalSeedValue, double seconds,
+               const nlohmann::ordered_json& perDomain)
 {
     const auto& c = model.config();
     nlohmann::ordered_json metrics;
@@ -141,6 +167,13 @@ void writeCard(const fs::path& dir, const TrainCliOptions& o, const MambaTrainMo
                    {"eval_samples", ev.samples},
                    {"eval_seed", evalSeedValue},
                    {"eval_note", "fresh sequences drawn from the eval seed, never seen in training"}};
+    else if (!perDomain.empty())
+        metrics = {{"loss", ev.loss},
+                   {"perplexity", ev.perplexity},
+                   {"held_out_by_domain", perDomain},
+                   {"eval_samples", ev.samples},
+                   {"eval_seed", evalSeedValue},
+                   {"eval_note", "windows of each domain's heldout.txt (never trained on); loss in nats per token"}};
     else
         metrics = {{"loss", ev.loss},
                    {"perplexity", ev.perplexity},
@@ -284,8 +317,15 @@ void runTrain(TrainCliOptions o)
                                 res.step, out.string(), out.string()));
     const uint64_t evalSeedValue = o.seed + 7777;
     const EvalResult ev = evaluate(*model, *task, evalSeedValue, o.finalEvalSamples, &pool);
+    nlohmann::ordered_json perDomain = nlohmann::ordered_json::object();
+    const auto domainNames = task->domains();
+    for (size_t d = 0; d < domainNames.size(); ++d) {
+        const EvalResult de = evaluate(*model, *task->domainTask(d), evalSeedValue, o.finalEvalSamples, &pool);
+        perDomain[domainNames[d]] = {{"loss", de.loss}, {"perplexity", de.perplexity}, {"windows", de.samples}};
+        fmt::print("  held-out {:<10} loss {:.4f}  perplexity {:.2f}\n", domainNames[d], de.loss, de.perplexity);
+    }
     const double seconds = readTrainerState(out).value("elapsed_seconds", res.seconds);
-    writeCard(out, o, *model, *task, res, ev, evalSeedValue, seconds);
+    writeCard(out, o, *model, *task, res, ev, evalSeedValue, seconds, perDomain);
     if (accuracyTask)
         fmt::print("trained {} steps in {}: {:.1f}% of {} fresh sequences exact (token accuracy {:.2f}%), loss {:.4f}; "
                    "saved in {}\n",
@@ -370,7 +410,9 @@ void addTrainCommands(CLI::App& app)
     auto* cmd = app.add_subcommand("train", "Train a model from scratch on a synthetic task or a text file");
     cmd->add_option("--arch", o->arch, "Architecture (mamba)")->capture_default_str();
     cmd->add_option("--task", o->task, "selective-copy | induction | text")->capture_default_str();
-    cmd->add_option("--data", o->data, "Text file (--task text)");
+    cmd->add_option("--data", o->data,
+                    "--task text: a text file, or a corpus folder (one subfolder per domain with train.txt and "
+                    "heldout.txt, e.g. resources/corpora)");
     cmd->add_option("--context", o->context, "text: tokens per training window")->capture_default_str();
     cmd->add_option("--vocab-size", o->vocabSize, "text: BPE vocabulary trained on --data")->capture_default_str();
     addModelOptions(cmd, *o);

@@ -1,6 +1,7 @@
 #include "training/tasks.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -200,6 +201,105 @@ private:
     int64_t m_split = 0;
 };
 
+// Token windows of a corpus, one domain per window (see tasks.h).
+class Corpus : public Task {
+public:
+    using Domains = std::vector<std::shared_ptr<const CorpusDomainTokens>>;
+    Corpus(Domains domains, int64_t vocab, int64_t context, std::string path)
+        : m_domains(std::move(domains))
+        , m_vocab(vocab)
+        , m_context(context)
+        , m_path(std::move(path))
+    {
+        check(context >= 2, "text context must be at least 2 tokens");
+        if (m_domains.empty())
+            throw Error(ErrorCode::InvalidArgument, "the corpus has no domains", m_path);
+        double total = 0;
+        for (const auto& d : m_domains) {
+            if (int64_t(d->train.size()) < context + 1)
+                throw Error(ErrorCode::InvalidArgument,
+                            fmt::format("domain '{}' has {} training tokens: too few for a context of {}", d->name,
+                                        d->train.size(), context),
+                            m_path, "use a smaller --context");
+            total += std::sqrt(double(d->train.size()));
+            m_cumulative.push_back(total);
+        }
+        for (double& c : m_cumulative)
+            c /= total;
+    }
+    std::string name() const override { return "text"; }
+    int64_t vocabSize() const override { return m_vocab; }
+    int64_t sequenceLength() const override { return m_context; }
+    bool reportsAccuracy() const override { return false; }
+    Batch batch(uint64_t seed, int64_t B, bool heldOut) const override
+    {
+        Batch b;
+        b.B = B;
+        b.T = m_context;
+        b.ids.resize(size_t(B * b.T));
+        b.targets.assign(size_t(B * b.T), -1);
+        uint64_t rng = seed;
+        for (int64_t s = 0; s < B; ++s) {
+            const double u = uniform01(rng);
+            size_t d = 0;
+            while (d + 1 < m_domains.size() && u >= m_cumulative[d])
+                ++d;
+            const auto& toks = heldOut ? m_domains[d]->heldOut : m_domains[d]->train;
+            if (toks.size() < 2)
+                throw Error(ErrorCode::InvalidArgument,
+                            fmt::format("domain '{}' has no held-out text (heldout.txt) to evaluate on",
+                                        m_domains[d]->name),
+                            m_path);
+            // A held-out part shorter than the context gives one shorter window (the rest of
+            // the row is padding that counts nothing).
+            const int64_t len = std::min<int64_t>(m_context, int64_t(toks.size()) - 1);
+            const int64_t starts = int64_t(toks.size()) - len;
+            const int64_t st = randBelow(rng, std::max<int64_t>(1, starts));
+            for (int64_t t = 0; t < m_context; ++t) {
+                b.ids[size_t(s * b.T + t)] = t < len ? toks[size_t(st + t)] : 0;
+                if (t < len)
+                    b.targets[size_t(s * b.T + t)] = toks[size_t(st + t + 1)];
+            }
+        }
+        return b;
+    }
+    nlohmann::ordered_json toJson() const override
+    {
+        nlohmann::ordered_json doms = nlohmann::ordered_json::array();
+        for (size_t d = 0; d < m_domains.size(); ++d)
+            doms.push_back({{"name", m_domains[d]->name},
+                            {"train_tokens", int64_t(m_domains[d]->train.size())},
+                            {"held_out_tokens", int64_t(m_domains[d]->heldOut.size())},
+                            {"sampling_share", m_cumulative[d] - (d ? m_cumulative[d - 1] : 0.0)}});
+        return {{"task", name()},
+                {"data", m_path},
+                {"context", m_context},
+                {"vocab_size", m_vocab},
+                {"sequence_length", m_context},
+                {"domains", doms},
+                {"metric", "mean next-token cross-entropy (nats) and perplexity on each domain's heldout.txt"}};
+    }
+    std::vector<std::string> domains() const override
+    {
+        std::vector<std::string> names;
+        for (const auto& d : m_domains)
+            names.push_back(d->name);
+        return names;
+    }
+    std::unique_ptr<Task> domainTask(size_t d) const override
+    {
+        if (d >= m_domains.size())
+            throw Error(ErrorCode::InvalidArgument, fmt::format("no domain {} in the corpus", d), m_path);
+        return std::make_unique<Corpus>(Domains{m_domains[d]}, m_vocab, m_context, m_path);
+    }
+
+private:
+    Domains m_domains;
+    std::vector<double> m_cumulative; // sampling distribution over domains
+    int64_t m_vocab, m_context;
+    std::string m_path;
+};
+
 class PromptCompletionTask : public Task {
 public:
     PromptCompletionTask(std::vector<PromptCompletion> ex, int64_t vocab, int32_t pad, std::string path)
@@ -273,6 +373,56 @@ std::string readAll(const fs::path& p)
 
 } // namespace
 
+std::unique_ptr<Task> Task::domainTask(size_t) const
+{
+    throw Error(ErrorCode::InvalidArgument, fmt::format("the {} task has no domains", name()));
+}
+
+bool isCorpusFolder(const fs::path& dir)
+{
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec))
+        return false;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+        if (e.is_directory() && fs::is_regular_file(e.path() / "train.txt"))
+            return true;
+    return false;
+}
+
+std::vector<CorpusDomainText> readCorpusFolder(const fs::path& dir)
+{
+    std::vector<fs::path> subs;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+        if (e.is_directory() && fs::is_regular_file(e.path() / "train.txt"))
+            subs.push_back(e.path());
+    if (ec)
+        throw Error(ErrorCode::Io, fmt::format("cannot list the folder: {}", ec.message()), dir.string());
+    if (subs.empty())
+        throw Error(ErrorCode::InvalidArgument, "no domain subfolder with a train.txt", dir.string(),
+                    "a corpus folder holds one subfolder per domain, each with train.txt and heldout.txt");
+    std::sort(subs.begin(), subs.end());
+    std::vector<CorpusDomainText> out;
+    for (const auto& s : subs) {
+        CorpusDomainText d;
+        d.name = s.filename().string();
+        d.train = readAll(s / "train.txt");
+        if (fs::exists(s / "heldout.txt"))
+            d.heldOut = readAll(s / "heldout.txt");
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+std::unique_ptr<Task> makeCorpusTask(std::vector<CorpusDomainTokens> domains, int64_t vocab, int64_t context,
+                                     const std::string& dataPath)
+{
+    Corpus::Domains ds;
+    for (auto& d : domains)
+        ds.push_back(std::make_shared<const CorpusDomainTokens>(std::move(d)));
+    return std::make_unique<Corpus>(std::move(ds), vocab, context, dataPath);
+}
+
 std::unique_ptr<Task> makeSelectiveCopyTask(const SelectiveCopyParams& p) { return std::make_unique<SelectiveCopy>(p); }
 std::unique_ptr<Task> makeInductionTask(const InductionParams& p) { return std::make_unique<Induction>(p); }
 std::unique_ptr<Task> makeTextTask(std::vector<int32_t> tokens, int64_t vocab, int64_t context,
@@ -297,8 +447,17 @@ std::unique_ptr<Task> taskFromJson(const nlohmann::json& j, const fs::path& mode
         if (kind == "induction")
             return makeInductionTask({j.at("length").get<int64_t>(), j.at("symbols").get<int64_t>()});
         if (kind == "text") {
-            const std::string data = dataOverride.empty() ? j.at("data").get<std::string>() : dataOverride;
+            std::string data = dataOverride.empty() ? j.at("data").get<std::string>() : dataOverride;
+            if (dataOverride.empty() && fs::path(data).is_relative())
+                data = (modelDir / data).lexically_normal().string();
             const Tokenizer tok = Tokenizer::fromFile(modelDir);
+            if (isCorpusFolder(data)) {
+                std::vector<CorpusDomainTokens> doms;
+                for (auto& d : readCorpusFolder(data))
+                    doms.push_back({d.name, tok.encode(d.train, false), tok.encode(d.heldOut, false)});
+                return makeCorpusTask(std::move(doms), j.at("vocab_size").get<int64_t>(),
+                                      j.at("context").get<int64_t>(), j.at("data").get<std::string>());
+            }
             return makeTextTask(tok.encode(readAll(data), false), j.at("vocab_size").get<int64_t>(),
                                 j.at("context").get<int64_t>(), data);
         }

@@ -10,7 +10,12 @@
 //                  somewhere inside, then the trigger again: the model must recall the value
 //                  (one counted position per sequence). Symbols are ids 2 .. 2+symbols−1.
 //  text            windows of `context` tokens of a tokenized text file; the last 10% of the
-//                  tokens are held out for `eval`.
+//                  tokens are held out for `eval`. Or, from a corpus folder (one subfolder per
+//                  domain holding train.txt and heldout.txt, as resources/corpora/), windows of
+//                  one domain at a time: domain d is drawn with probability proportional to the
+//                  square root of its training tokens (small domains are seen more often than
+//                  their share without being repeated to memorisation); held-out windows come
+//                  from heldout.txt, and `domainTask(d)` evaluates one domain alone.
 // Accuracy for the synthetic tasks is the fraction of sequences whose counted positions are
 // all predicted exactly (teacher-forced argmax, which equals greedy generation being exact).
 #pragma once
@@ -40,6 +45,9 @@ public:
     // B sequences drawn from a stream seeded by `seed` (heldOut: the evaluation split).
     virtual Batch batch(uint64_t seed, int64_t B, bool heldOut) const = 0;
     virtual nlohmann::ordered_json toJson() const = 0;
+    // Corpus text tasks: the domain names, and a task drawing from domain d alone.
+    virtual std::vector<std::string> domains() const { return {}; }
+    virtual std::unique_ptr<Task> domainTask(size_t d) const;
 };
 
 struct SelectiveCopyParams {
@@ -54,6 +62,21 @@ std::unique_ptr<Task> makeInductionTask(const InductionParams& p);
 // tokens: the whole tokenized file; `dataPath` is recorded only.
 std::unique_ptr<Task> makeTextTask(std::vector<int32_t> tokens, int64_t vocab, int64_t context,
                                    const std::string& dataPath);
+// A corpus folder's text: one entry per subfolder holding train.txt (heldout.txt optional but
+// needed for evaluation), in name order. Error(InvalidArgument) naming the folder when none has.
+struct CorpusDomainText {
+    std::string name, train, heldOut;
+};
+bool isCorpusFolder(const std::filesystem::path& dir);
+std::vector<CorpusDomainText> readCorpusFolder(const std::filesystem::path& dir);
+struct CorpusDomainTokens {
+    std::string name;
+    std::vector<int32_t> train, heldOut;
+};
+// `dataPath` is recorded in toJson (as given: the CLI records it relative to the model folder).
+std::unique_ptr<Task> makeCorpusTask(std::vector<CorpusDomainTokens> domains, int64_t vocab, int64_t context,
+                                     const std::string& dataPath);
+
 // Prompt/completion pairs (already tokenized): each sequence is prompt + completion, the loss
 // counts only completion tokens; a batch is right-padded with id `pad` to its longest
 // sequence (padding after the end cannot change earlier positions of a causal model). The
@@ -64,7 +87,8 @@ struct PromptCompletion {
 std::unique_ptr<Task> makePromptCompletionTask(std::vector<PromptCompletion> examples, int64_t vocab, int32_t pad,
                                                const std::string& dataPath);
 // From archlens_task.json's content; text tasks re-tokenize `data` with the model's tokenizer
-// (dataOverride replaces the recorded path when given).
+// (dataOverride replaces the recorded path when given; a relative recorded path is relative to
+// the model folder, so bundled models find resources/corpora wherever the tree lives).
 std::unique_ptr<Task> taskFromJson(const nlohmann::json& j, const std::filesystem::path& modelDir,
                                    const std::string& dataOverride = {});
 std::unique_ptr<Task> loadTask(const std::filesystem::path& modelDir, const std::string& dataOverride = {});
