@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <unistd.h>
+#include <numeric>
 #include <optional>
 #include <set>
 
@@ -151,6 +152,21 @@ void addRouteCommand(CLI::App& app)
                 }
             }
         }
+        // How differently the corpora are routed: Jensen-Shannon divergence of expert loads.
+        for (size_t i = 0; i < named.size(); ++i)
+            for (size_t j = i + 1; j < named.size(); ++j)
+                for (const auto& [l, L] : named[i].route->layers()) {
+                    const auto other = named[j].route->layers().find(l);
+                    if (other == named[j].route->layers().end() || other->second.counts.size() != L.counts.size())
+                        continue;
+                    const int64_t na = std::accumulate(L.counts.begin(), L.counts.end(), int64_t(0));
+                    const int64_t nb =
+                        std::accumulate(other->second.counts.begin(), other->second.counts.end(), int64_t(0));
+                    if (na == 0 || nb == 0)
+                        continue;
+                    fmt::print("JSD({}, {}) layer {}: {:.4f} bits\n", named[i].name, named[j].name, l,
+                               analysis::jensenShannonBits(L.counts, other->second.counts));
+                }
         fmt::print("wrote {}\n", o->out);
     });
 }

@@ -262,6 +262,30 @@ std::string BalanceReadout::warning() const
     return w;
 }
 
+double jensenShannonBits(std::span<const int64_t> a, std::span<const int64_t> b)
+{
+    if (a.size() != b.size() || a.empty())
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("expert loads of {} and {} experts cannot be compared", a.size(), b.size()));
+    double sa = 0, sb = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        sa += double(a[i]);
+        sb += double(b[i]);
+    }
+    if (sa <= 0 || sb <= 0)
+        throw Error(ErrorCode::InvalidArgument, "an expert load with no picks has no distribution");
+    // KL(p‖m) with m = (p + q) / 2; terms with p = 0 contribute 0.
+    double js = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        const double p = double(a[i]) / sa, q = double(b[i]) / sb, m = 0.5 * (p + q);
+        if (p > 0)
+            js += 0.5 * p * std::log2(p / m);
+        if (q > 0)
+            js += 0.5 * q * std::log2(q / m);
+    }
+    return std::max(0.0, js);
+}
+
 BalanceReadout balanceReadout(std::span<const int64_t> counts, double meanEntropy, double loadBalancingLoss)
 {
     BalanceReadout b;

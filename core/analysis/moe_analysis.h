@@ -119,6 +119,12 @@ BalanceReadout layerBalance(const LayerRouting& r, int64_t t0 = 0, int64_t t1 = 
 // diagonal is 0 (a pair needs two experts).
 std::vector<int64_t> coactivation(const LayerRouting& r, int64_t t0 = 0, int64_t t1 = -1);
 
+// Jensen-Shannon divergence between two expert-load distributions (counts normalised to
+// shares), in bits: 0 for the same shares, 1 for disjoint experts. Comparing two corpora's
+// loads in one layer measures how much the experts specialise by domain. Error when the counts
+// differ in length or a side has no picks.
+double jensenShannonBits(std::span<const int64_t> a, std::span<const int64_t> b);
+
 // ---- corpora ----
 
 // Routing statistics over many chunks of a corpus (archlens-cli route, the GUI's corpus panel).

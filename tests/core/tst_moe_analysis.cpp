@@ -175,3 +175,17 @@ TEST(MoeAnalysis, CorpusAccumulatorSumsChunksAndRanksTokens)
     EXPECT_EQ(top[0], (std::pair<int32_t, int64_t>{10, 4}));
     EXPECT_EQ(top[1], (std::pair<int32_t, int64_t>{11, 2}));
 }
+
+TEST(MoeAnalysis, JensenShannonOfExpertLoads)
+{
+    const std::vector<int64_t> a = {10, 0}, b = {0, 5}, c = {20, 0}, u = {1, 1, 1, 1}, w = {3, 1, 0, 0};
+    EXPECT_NEAR(analysis::jensenShannonBits(a, b), 1.0, 1e-12) << "disjoint experts";
+    EXPECT_NEAR(analysis::jensenShannonBits(a, c), 0.0, 1e-12) << "same shares, different totals";
+    // Hand-computed: p = (3/4, 1/4, 0, 0), q = 1/4 each, m = (1/2, 1/4, 1/8, 1/8):
+    // KL(p‖m) = 3/4·log2(3/2) + 1/4·log2(1) ; KL(q‖m) = 1/4·(log2(1/2) + 0 + 1 + 1).
+    const double expect = 0.5 * (0.75 * std::log2(1.5)) + 0.5 * (0.25 * (-1.0 + 0.0 + 1.0 + 1.0));
+    EXPECT_NEAR(analysis::jensenShannonBits(w, u), expect, 1e-12);
+    EXPECT_NEAR(analysis::jensenShannonBits(u, w), expect, 1e-12) << "symmetric";
+    EXPECT_THROW(analysis::jensenShannonBits(a, u), Error);
+    EXPECT_THROW(analysis::jensenShannonBits(std::vector<int64_t>{0, 0}, a), Error);
+}
