@@ -1,23 +1,31 @@
-// The CUDA backend plugin's entry point (see core/backends/plugin_abi.h). For now it only
-// diagnoses the machine, in the order a user would fix things: driver present, driver new
-// enough for CUDA 13, a device, its compute capability, free memory; then says that the
-// kernels do not exist yet. The driver API is reached through dlopen("libcuda.so.1"), as
-// the CUDA runtime itself does, so this library loads on machines without a driver and
-// can say so instead of failing to load.
+// The CUDA backend plugin's entry point (see core/backends/plugin_abi.h). It first diagnoses
+// the machine, in the order a user would fix things: driver present, driver new enough for
+// CUDA 13, a device, its compute capability (against the architectures this plugin was
+// compiled for), free memory; then makes the backend (cuda_backend.cpp). The driver API is
+// reached through dlopen("libcuda.so.1"), as the CUDA runtime itself does, so this library
+// loads on machines without a driver and can say so instead of failing to load.
 #include <dlfcn.h>
 
 #include <cstdarg>
 #include <cstddef>
 #include <cstdio>
 
+#include <exception>
+
 #include "backends/plugin_abi.h"
+#include "cuda_backend.h"
 
 ARCHLENS_DEFINE_PLUGIN_ABI()
 
 namespace {
 
 constexpr int kMinDriverVersion = 13000; // CUDA 13.0 (cuDriverGetVersion encoding)
-constexpr int kMinComputeCapability = 75; // sm_75 (Turing), the oldest CUDA 13 builds for
+// The lowest architecture this plugin carries code for (CMAKE_CUDA_ARCHITECTURES, with PTX
+// of it, so newer devices JIT it); set by cuda/CMakeLists.txt.
+#ifndef ARCHLENS_CUDA_MIN_ARCH
+#define ARCHLENS_CUDA_MIN_ARCH 75
+#endif
+constexpr int kMinComputeCapability = ARCHLENS_CUDA_MIN_ARCH;
 constexpr size_t kMinFreeBytes = size_t(1) << 30;
 
 using CUresult = int;
@@ -107,8 +115,9 @@ ARCHLENS_PLUGIN_EXPORT void archlens_backend_plugin_create(
     d.deviceGetAttribute(&minor, kAttrCcMinor, dev);
     if (major * 10 + minor < kMinComputeCapability)
         return fail(out, ARCHLENS_PLUGIN_UNSUPPORTED_DEVICE,
-            "%s has compute capability %d.%d; the CUDA backend needs %d.%d or newer", name, major, minor,
-            kMinComputeCapability / 10, kMinComputeCapability % 10);
+            "%s has compute capability %d.%d; this CUDA plugin was built for %d.%d or newer (rebuild with "
+            "-DCMAKE_CUDA_ARCHITECTURES=%d%d)",
+            name, major, minor, kMinComputeCapability / 10, kMinComputeCapability % 10, major, minor);
     CUcontext ctx = nullptr;
     size_t freeBytes = 0, totalBytes = 0;
     if (const CUresult r = d.primaryCtxRetain(&ctx, dev); r != 0)
@@ -124,8 +133,18 @@ ARCHLENS_PLUGIN_EXPORT void archlens_backend_plugin_create(
             "%s has %.2f GiB free of %.2f GiB; the CUDA backend needs %.2f GiB", name,
             double(freeBytes) / double(1 << 30), double(totalBytes) / double(1 << 30),
             double(kMinFreeBytes) / double(1 << 30));
-    return fail(out, ARCHLENS_PLUGIN_ERROR,
-        "the CUDA plugin found %s (compute capability %d.%d, driver CUDA %d.%d, %.1f GiB free) but has no "
-        "kernels yet",
-        name, major, minor, version / 1000, version % 1000 / 10, double(freeBytes) / double(1 << 30));
+    try {
+        out->backend = archlens::cuda::makeCudaBackend(ordinal).release();
+        out->status = ARCHLENS_PLUGIN_OK;
+        out->reason[0] = '\0';
+        if (request && request->log) {
+            char line[512];
+            std::snprintf(line, sizeof line,
+                "CUDA backend on %s (compute capability %d.%d, driver CUDA %d.%d, %.1f GiB free)", name, major, minor,
+                version / 1000, version % 1000 / 10, double(freeBytes) / double(1 << 30));
+            request->log(1, line);
+        }
+    } catch (const std::exception& e) {
+        fail(out, ARCHLENS_PLUGIN_ERROR, "%s: the CUDA backend could not start: %s", name, e.what());
+    }
 }

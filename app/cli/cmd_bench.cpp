@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 #include <fmt/format.h>
@@ -56,10 +57,26 @@ ScanInputs makeScanInputs(int64_t T, int64_t E, int64_t N, uint64_t seed)
     return in;
 }
 
-// Times `batch` scans (one per sequence, as the model runs them) per run.
-std::vector<double> timeScan(Backend& be, std::vector<ScanInputs>& seqs, int warmup, int runs)
+// The same inputs in the backend's own memory (CUDA: managed memory the kernels use in
+// place, as a model's activations), so a device backend is timed without host copies.
+ScanInputs resident(Backend& be, const ScanInputs& in)
+{
+    auto move = [&](const Tensor& t) {
+        Tensor r = be.newTensor(t.shape(), t.dtype());
+        std::memcpy(r.raw(), t.raw(), t.nbytes());
+        return r;
+    };
+    return { move(in.x), move(in.dt), move(in.dtBias), move(in.A), move(in.B), move(in.C), move(in.D), move(in.z),
+        move(in.state), move(in.y) };
+}
+
+// Times `batch` scans (one per sequence, as the model runs them) per run: with the
+// backend's device clock when it has one (CUDA events), else the host's steady clock.
+std::vector<double> timeScan(Backend& be, std::vector<ScanInputs>& seqs, int warmup, int runs, bool deviceClock)
 {
     auto once = [&] {
+        if (deviceClock)
+            be.timerStart();
         const auto t0 = std::chrono::steady_clock::now();
         for (auto& s : seqs) {
             ScanArgs a;
@@ -75,6 +92,8 @@ std::vector<double> timeScan(Backend& be, std::vector<ScanInputs>& seqs, int war
             a.y = &s.y;
             be.selectiveScan(a);
         }
+        if (deviceClock)
+            return *be.timerSeconds();
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };
     auto reset = [&] {
@@ -122,7 +141,7 @@ void addBenchScanCommand(CLI::App* bench)
         ->capture_default_str()
         ->check(CLI::Range(0, 4096));
     cmd->add_option("--isa", o->isa, "CPU kernels: auto | scalar | avx2 | avx512")->capture_default_str();
-    cmd->add_option("--runs", o->runs, "Timed runs of the backend (at least 7)")
+    cmd->add_option("--runs", o->runs, "Timed runs of the backend (at least 7; at least 100 with a device clock)")
         ->capture_default_str()
         ->check(CLI::Range(7, 100000));
     cmd->add_option("--warmup", o->warmup, "Untimed runs first")->capture_default_str()->check(CLI::Range(0, 1000));
@@ -145,12 +164,16 @@ void addBenchScanCommand(CLI::App* bench)
         bo.cpuIsa = o->isa == "auto" ? "" : o->isa;
         BackendChoice choice = createBackend(o->backend, bo);
         Backend& be = *choice.backend;
+        // a backend with a device clock (CUDA) is timed by it, over at least 100 runs
+        be.timerStart();
+        const bool deviceClock = be.timerSeconds().has_value();
+        const int runs = deviceClock ? std::max(o->runs, 100) : o->runs;
         std::vector<ScanInputs> seqs;
         for (int64_t b = 0; b < o->batch; ++b)
-            seqs.push_back(makeScanInputs(o->T, o->E, o->N, o->seed + uint64_t(b)));
+            seqs.push_back(resident(be, makeScanInputs(o->T, o->E, o->N, o->seed + uint64_t(b))));
 
         const double updates = double(o->E) * double(o->N) * double(o->T) * double(o->batch);
-        const Stats fast = Stats::of(timeScan(be, seqs, o->warmup, o->runs));
+        const Stats fast = Stats::of(timeScan(be, seqs, std::max(o->warmup, deviceClock ? 3 : 0), runs, deviceClock));
         std::vector<Tensor> fastY;
         for (auto& s : seqs)
             fastY.push_back(s.y.clone());
@@ -166,7 +189,8 @@ void addBenchScanCommand(CLI::App* bench)
         j["length"] = o->T;
         j["batch"] = o->batch;
         j["updates_per_run"] = updates;
-        j["runs"] = o->runs;
+        j["runs"] = runs;
+        j["timer"] = deviceClock ? "device events" : "host steady_clock";
         j["warmup_runs"] = o->warmup;
         j["ns_per_update"] = fast.median * 1e9 / updates;
         j["ns_per_update_median"] = fast.median * 1e9 / updates;
@@ -176,7 +200,7 @@ void addBenchScanCommand(CLI::App* bench)
         if (!o->noReference) {
             auto ref = makeCpuReferenceBackend();
             // the reference's own thread count is 1 by construction
-            const Stats rs = Stats::of(timeScan(*ref, seqs, 1, o->referenceRuns));
+            const Stats rs = Stats::of(timeScan(*ref, seqs, 1, o->referenceRuns, false));
             double maxDiff = 0, maxRef = 0;
             for (size_t b = 0; b < seqs.size(); ++b)
                 for (int64_t i = 0; i < seqs[b].y.numel(); ++i) {
@@ -198,7 +222,7 @@ void addBenchScanCommand(CLI::App* bench)
         fmt::print("selective scan  E={} N={} T={} B={}  ({:.3g} state updates per run)\n", o->E, o->N, o->T, o->batch,
             updates);
         fmt::print("{:<34} median {:8.3f} ns/update   min {:8.3f}   ({} runs after {} warm-up)\n", be.description(),
-            double(j["ns_per_update_median"]), double(j["ns_per_update_min"]), o->runs, o->warmup);
+            double(j["ns_per_update_median"]), double(j["ns_per_update_min"]), runs, o->warmup);
         if (!o->noReference) {
             fmt::print("{:<34} median {:8.3f} ns/update   min {:8.3f}   ({} runs)\n", "CPU reference (1 thread)",
                 double(j["reference_ns_per_update_median"]), double(j["reference_ns_per_update_min"]),

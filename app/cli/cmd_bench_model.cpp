@@ -28,22 +28,30 @@ struct RunTimes {
     double prefill = 0, decode = 0;
 };
 
-// Prefill `prompt` through the chunk path, then `gen` greedy tokens one recurrent step each.
-RunTimes runOnce(Model& model, const std::vector<int32_t>& prompt, int gen)
+// Prefill `prompt` through the chunk path, then `gen` greedy tokens one recurrent step
+// each. Timed by the backend's device clock when it has one (CUDA events on its stream,
+// which every op synchronises, so this is the wall time of the GPU's timeline), else by
+// the host's steady clock.
+RunTimes runOnce(Model& model, const std::vector<int32_t>& prompt, int gen, bool deviceClock)
 {
+    Backend& be = model.backend();
     auto state = model.newState();
     RunTimes r;
     auto t0 = Clock::now();
+    if (deviceClock)
+        be.timerStart();
     Tensor logits = model.forward(prompt, *state, nullptr, ForwardMode::Chunk, /*allLogits=*/false);
-    r.prefill = secondsSince(t0);
+    r.prefill = deviceClock ? *be.timerSeconds() : secondsSince(t0);
     uint64_t rng = 0;
     t0 = Clock::now();
+    if (deviceClock)
+        be.timerStart();
     for (int i = 0; i < gen; ++i) {
-        const int32_t id = model.backend().sample(logits, SamplingParams {}, rng);
+        const int32_t id = be.sample(logits, SamplingParams {}, rng);
         const int32_t one[1] = { id };
         logits = model.forward(one, *state, nullptr, ForwardMode::Recurrent, false);
     }
-    r.decode = secondsSince(t0);
+    r.decode = deviceClock ? *be.timerSeconds() : secondsSince(t0);
     return r;
 }
 
@@ -113,11 +121,13 @@ void addBenchModelCommand(CLI::App* bench)
         // warm-up: first-touch of weights and scratch, thread pool start, caches
         const std::vector<int32_t> warmPrompt(prompt.begin(), prompt.begin() + std::min<int64_t>(8, o->promptLength));
         const int warmDecode = std::min(2, o->genLength);
-        runOnce(*model, warmPrompt, warmDecode);
+        model->backend().timerStart();
+        const bool deviceClock = model->backend().timerSeconds().has_value();
+        runOnce(*model, warmPrompt, warmDecode, deviceClock);
 
         std::vector<double> prefill, decode;
         for (int r = 0; r < o->repeats; ++r) {
-            const RunTimes t = runOnce(*model, prompt, o->genLength);
+            const RunTimes t = runOnce(*model, prompt, o->genLength, deviceClock);
             prefill.push_back(t.prefill);
             decode.push_back(t.decode);
         }
@@ -148,7 +158,9 @@ void addBenchModelCommand(CLI::App* bench)
         j["prefill_seconds_median"] = p.median;
         j["decode_seconds_median"] = d.median;
         j["peak_host_bytes"] = peakHostBytes();
-        j["peak_device_bytes"] = 0; // CPU backends use no device memory
+        j["peak_device_bytes"] = be.peakDeviceBytes(); // 0 for the CPU backends
+        j["timer"] = deviceClock ? "device events" : "host steady_clock";
+        j["graphs"] = false; // no CUDA graphs yet: every op synchronises its stream
         if (o->json) {
             fmt::print("{}\n", j.dump());
             return;
@@ -161,7 +173,8 @@ void addBenchModelCommand(CLI::App* bench)
             double(j["prefill_tokens_per_s"]), double(j["prefill_tokens_per_s_best"]), o->promptLength, o->repeats);
         fmt::print("decode    {:9.1f} tokens/s median, {:9.1f} best   ({} tokens)\n", double(j["decode_tokens_per_s"]),
             double(j["decode_tokens_per_s_best"]), o->genLength);
-        fmt::print("memory    peak host {} (VmHWM), device 0\n", humanBytes(peakHostBytes()));
+        fmt::print("memory    peak host {} (VmHWM), device {}\n", humanBytes(peakHostBytes()),
+            humanBytes(be.peakDeviceBytes()));
     });
 }
 

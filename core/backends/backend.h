@@ -154,6 +154,32 @@ public:
     // Draws a token from logits (V). `rngState` is advanced (splitmix64 sequence), so a
     // seed gives the same tokens on every backend.
     virtual int32_t sample(const Tensor& logits, const SamplingParams& params, uint64_t& rngState) = 0;
+
+    // ---- device residency (docs/design.md, "Backends and device memory") ----
+    // The ops above take host-visible Tensors, so a device backend must see its inputs from
+    // the host side. These hooks are the smallest addition that lets it keep data resident
+    // without changing any op's signature; every default is what a CPU backend does.
+    //
+    // A tensor for activations and state that this backend's ops read and write without a
+    // copy. CPU backends: Tensor::empty. The CUDA backend: CUDA managed memory from a pool, so
+    // host code (probes, views, columns()) can still read and write it; every op returns only
+    // after its results are visible to the host. Tensors from Tensor::empty stay valid input
+    // everywhere (the CUDA backend then copies them in and out per op).
+    virtual Tensor newTensor(const Shape& shape, DType dtype = DType::F32) { return Tensor::empty(shape, dtype); }
+    // Weight dtypes linear() and expertFfn() take as they are (CPU backends: F32 only, callers
+    // widen at load; CUDA: F32, F16 and BF16, accumulating in F32).
+    virtual bool acceptsWeightDType(DType dtype) const { return dtype == DType::F32; }
+    // A backend that caches device copies of weights (CUDA uploads each weight once, on first
+    // use, and keeps the host tensor alive meanwhile) forgets them: call after changing weights
+    // in place, or to release device memory. Weights are otherwise assumed immutable.
+    virtual void weightsChanged() {}
+    // Benchmarks: a device clock (CUDA events on the backend's stream). timerStart() marks a
+    // point; timerSeconds() marks another, waits for it and returns the device time between
+    // the two. nullopt: this backend has no device clock, time on the host.
+    virtual void timerStart() {}
+    virtual std::optional<double> timerSeconds() { return std::nullopt; }
+    // Most device memory this backend has held at once (0 for CPU backends).
+    virtual uint64_t peakDeviceBytes() const { return 0; }
 };
 
 // The CPU reference backend: plain readable loops, kept as the oracle for every other one.
