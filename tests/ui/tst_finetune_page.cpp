@@ -10,6 +10,7 @@
 #include <QFile>
 #include <QLineSeries>
 #include <QMenuBar>
+#include <QPushButton>
 #include <QSignalSpy>
 #include <QTableWidget>
 #include <QTest>

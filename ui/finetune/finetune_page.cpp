@@ -583,7 +583,7 @@ void FinetunePage::onFinished(const FinetuneDone& d)
     m_hasAdapter = true;
     m_unsaved = true;
     m_doneStep = d.step;
-    m_resumable = d.step < d.steps;
+    m_resumable = true; // from the checkpoint: a stopped run, or a finished one given more steps
     m_progress->setValue(int(d.step));
     if (d.cancelled)
         m_status->setText(tr("Stopped at step %1 of %2 (loss %3). The checkpoint in %4 is kept: Resume continues "
@@ -593,7 +593,8 @@ void FinetunePage::onFinished(const FinetuneDone& d)
                               .arg(d.lastLoss, 0, 'f', 4)
                               .arg(QDir::toNativeSeparators(d.checkpointDir)));
     else
-        m_status->setText(tr("Done: %1 steps in %2, final loss %3. Save the adapter to keep it.")
+        m_status->setText(tr("Done: %1 steps in %2, final loss %3. Save the adapter to keep it (or raise Steps "
+                             "and Resume to train on).")
                               .arg(d.step)
                               .arg(timeText(d.seconds))
                               .arg(d.lastLoss, 0, 'f', 4));

@@ -22,7 +22,6 @@ FinetuneWorker::FinetuneWorker()
     qRegisterMetaType<FinetuneDone>();
     qRegisterMetaType<FinetuneComparison>();
     qRegisterMetaType<std::shared_ptr<const MambaTrainModel>>();
-    m_pool = std::make_unique<ThreadPool>(std::max(1, int(std::thread::hardware_concurrency())));
 }
 
 FinetuneWorker::~FinetuneWorker() = default;
@@ -109,6 +108,8 @@ void FinetuneWorker::train(bool resuming)
 {
     guarded(tr("Fine-tuning failed"), [&] {
         cancel.store(false);
+        if (!m_pool) // every CPU, once a fine-tune is asked for
+            m_pool = std::make_unique<ThreadPool>(std::max(1, int(std::thread::hardware_concurrency())));
         Trainer trainer(*m_model, *m_task, m_opts, m_checkpointDir.toStdString(), m_pool.get());
         if (resuming)
             trainer.resume(m_checkpointDir.toStdString());
