@@ -117,7 +117,7 @@ int main(int argc, char** argv)
         QObject::connect(&window, &archlens::ui::MainWindow::modelReady, &window, [&, page] {
             window.showFinetune();
             page->setDataPath(QFileInfo(parser.value(finetune)).absoluteFilePath());
-            page->setTraining(parser.isSet(finetuneSteps) ? parser.value(finetuneSteps).toInt() : 100, 8, 64, 0.003);
+            page->setTraining(parser.isSet(finetuneSteps) ? parser.value(finetuneSteps).toInt() : 100, 8, 64, 0.01);
             if (parser.isSet(prompt))
                 page->setComparePrompt(parser.value(prompt));
         });
@@ -126,6 +126,7 @@ int main(int argc, char** argv)
         if (parser.isSet(screenshot)) {
             const QString file = parser.value(screenshot);
             auto shoot = [&window, file] {
+                window.showFinetune(); // in front of the scan views the run raised
                 QTimer::singleShot(400, &window, [&window, file] {
                     window.grab().save(file);
                     QApplication::quit();

@@ -313,7 +313,7 @@ void FinetunePage::buildUi()
         edit = new QPlainTextEdit;
         edit->setObjectName(name);
         edit->setReadOnly(true);
-        edit->setMaximumHeight(90);
+        edit->setMaximumHeight(64);
         l->addWidget(edit);
         gens->addWidget(w);
     };
@@ -334,8 +334,8 @@ void FinetunePage::buildUi()
                            "through the scan's input."));
     cl->addWidget(m_stats, 1);
     rsplit->addWidget(cmpBox);
-    rsplit->setStretchFactor(0, 1);
-    rsplit->setStretchFactor(1, 1);
+    rsplit->setStretchFactor(0, 2);
+    rsplit->setStretchFactor(1, 3);
     rl->addWidget(rsplit, 1);
     split->addWidget(right);
     split->setStretchFactor(0, 0);
@@ -566,8 +566,11 @@ void FinetunePage::onProgress(const FinetuneProgress& p)
     for (const QPointF& pt : p.points) {
         m_series->append(pt);
         m_maxLoss = std::max(m_maxLoss, pt.y());
+        m_minLoss = m_series->count() == 1 ? pt.y() : std::min(m_minLoss, pt.y());
     }
-    m_axisY->setRange(0, std::max(0.1, m_maxLoss * 1.08));
+    // the curve fills the chart, so a drop of a few tenths is visible
+    const double pad = std::max(0.05, (m_maxLoss - m_minLoss) * 0.08);
+    m_axisY->setRange(std::max(0.0, m_minLoss - pad), m_maxLoss + pad);
     m_progress->setValue(int(p.step));
     m_status->setText(tr("step %1 of %2 · loss %3 · %4 tokens/s · %5 left")
                           .arg(p.step)

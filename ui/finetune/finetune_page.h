@@ -102,7 +102,7 @@ private:
     int m_runs = 0;
     bool m_training = false, m_unsaved = false, m_resumable = false, m_hasAdapter = false;
     qint64 m_doneStep = 0;
-    double m_maxLoss = 0;
+    double m_maxLoss = 0, m_minLoss = 0;
 
     QLabel* m_modelLabel = nullptr;
     QLineEdit* m_data = nullptr;
