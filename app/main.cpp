@@ -9,6 +9,7 @@
 #include <QTimer>
 
 #include "bench_ui.h"
+#include "finetune/finetune_page.h"
 #include "main_window.h"
 #include "session/selection.h"
 #include "views/figure_widget.h"
@@ -50,7 +51,12 @@ int main(int argc, char** argv)
     QCommandLineOption corpus("corpus", "Route this corpus (file or folder) for the expert-load view; give it twice to "
                                         "compare two", "path");
     QCommandLineOption bench("bench-ui", "Measure playback frame times and event-loop stalls, print them, and quit");
-    parser.addOptions({prompt, screenshot, layer, token, channel, dark, raise, generateN, bench, view, corpus});
+    QCommandLineOption finetune("finetune", "Open the Fine-tune page and fine-tune the model on FILE (text or JSONL); "
+                                            "with --screenshot, the shot is taken after the before/after comparison",
+                                "file");
+    QCommandLineOption finetuneSteps("finetune-steps", "Steps of the --finetune run (default 100)", "N");
+    parser.addOptions({prompt, screenshot, layer, token, channel, dark, raise, generateN, bench, view, corpus, finetune,
+                       finetuneSteps});
     parser.process(app);
 
     archlens::ui::MainWindow window;
@@ -105,7 +111,31 @@ int main(int argc, char** argv)
                 d->raise();
             }
     };
-    if (parser.isSet(screenshot)) {
+    if (parser.isSet(finetune)) {
+        // --finetune: show the page, train, and (with --screenshot) grab once the comparison is in
+        auto* page = window.finetunePage();
+        QObject::connect(&window, &archlens::ui::MainWindow::modelReady, &window, [&, page] {
+            window.showFinetune();
+            page->setDataPath(QFileInfo(parser.value(finetune)).absoluteFilePath());
+            page->setTraining(parser.isSet(finetuneSteps) ? parser.value(finetuneSteps).toInt() : 100, 8, 64, 0.01);
+            if (parser.isSet(prompt))
+                page->setComparePrompt(parser.value(prompt));
+        });
+        QObject::connect(page, &archlens::ui::FinetunePage::modelPrepared, page, [page] { page->start(); });
+        page->setConfirmHandler([](const QString&) { return true; }); // a scripted run: nothing to keep
+        if (parser.isSet(screenshot)) {
+            const QString file = parser.value(screenshot);
+            auto shoot = [&window, file] {
+                window.showFinetune(); // in front of the scan views the run raised
+                QTimer::singleShot(400, &window, [&window, file] {
+                    window.grab().save(file);
+                    QApplication::quit();
+                });
+            };
+            QObject::connect(page, &archlens::ui::FinetunePage::comparisonReady, page, shoot);
+            QObject::connect(page, &archlens::ui::FinetunePage::failed, page, shoot);
+        }
+    } else if (parser.isSet(screenshot)) {
         const QString file = parser.value(screenshot);
         auto grab = [&window, file, &pose, moePanel] {
             pose();

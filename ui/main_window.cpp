@@ -69,6 +69,7 @@ MainWindow::MainWindow(QWidget* parent)
         b->raise(); // the scan views stay in front; the panel raises itself for models without Mamba layers
     }
     m_viewMenu->addAction(moeDock->toggleViewAction());
+    buildFinetuneDock();
 
     connect(m_session, &SessionController::modelLoaded, this, &MainWindow::onLoaded);
     connect(m_session, &SessionController::workFinished, this, &MainWindow::onWorkFinished);
@@ -596,6 +597,10 @@ void MainWindow::updateStatus()
 
 void MainWindow::closeEvent(QCloseEvent* e)
 {
+    if (!confirmCloseFinetune()) {
+        e->ignore();
+        return;
+    }
     QSettings settings;
     settings.setValue("window/geometry", saveGeometry());
     settings.setValue("window/state", saveState());

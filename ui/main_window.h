@@ -30,6 +30,7 @@ class QTreeWidget;
 
 namespace archlens::ui {
 
+class FinetunePage;
 class Figure;
 class FigureWidget;
 class PlaybackController;
@@ -63,6 +64,8 @@ public:
     // The figure widgets by key ("delta", "B", "C", "gate", "state-norm", "state", "stepper", "channels").
     FigureWidget* view(const QString& key) const { return m_views.value(key); }
     QList<FigureWidget*> views() const { return m_views.values(); }
+    FinetunePage* finetunePage() const { return m_finetune; }
+    void showFinetune(); // finetune/main_window_finetune.cpp
 
 signals:
     void modelReady();
@@ -82,6 +85,8 @@ private:
     void buildViews();            // main_window_views.cpp
     void buildMemoryDock();       // main_window_views.cpp
     void buildCompareDock();      // main_window_views.cpp
+    void buildFinetuneDock();     // finetune/main_window_finetune.cpp
+    bool confirmCloseFinetune();  // finetune/main_window_finetune.cpp
     void exportFigures(const QVector<Figure*>& figures); // main_window_views.cpp
     void setBusy(bool busy, const QString& what = {});
     void onLoaded(const ModelSummary& s);
@@ -108,6 +113,7 @@ private:
     QMap<QString, FigureWidget*> m_views;
     FigureWidget* m_compareView = nullptr;
     FigureWidget* m_lastFocusedView = nullptr;
+    FinetunePage* m_finetune = nullptr;
 
     QLabel* m_title = nullptr;
     QLabel* m_badge = nullptr;

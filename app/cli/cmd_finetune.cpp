@@ -13,6 +13,7 @@
 
 #include "base/strings.h"
 #include "common.h"
+#include "training/finetune.h"
 #include "training/trainer.h"
 
 namespace archlens::cli {
@@ -36,14 +37,6 @@ std::vector<std::string> splitList(const std::string& s)
     return out;
 }
 
-bool looksLikeJsonl(const fs::path& p, const std::string& bytes)
-{
-    if (p.extension() == ".jsonl")
-        return true;
-    const auto i = bytes.find_first_not_of(" \t\r\n");
-    return i != std::string::npos && bytes[i] == '{';
-}
-
 } // namespace
 
 void addFinetuneCommand(CLI::App& app)
@@ -51,7 +44,7 @@ void addFinetuneCommand(CLI::App& app)
     struct Opts {
         std::string model, data, targets = "in_proj,x_proj", out;
         int64_t rank = 8, steps = 200, batch = 8, context = 64, warmup = 10;
-        double alpha = 16, lr = 1e-3;
+        double alpha = 16, lr = 1e-3, dropout = 0;
         bool rslora = false;
         uint64_t seed = 1;
         int threads = 0;
@@ -63,6 +56,9 @@ void addFinetuneCommand(CLI::App& app)
     cmd->add_option("--rank", o->rank, "LoRA rank r")->capture_default_str();
     cmd->add_option("--alpha", o->alpha, "lora_alpha (scaling alpha / r)")->capture_default_str();
     cmd->add_flag("--rslora", o->rslora, "Rank-stabilised scaling alpha / sqrt(r)");
+    cmd->add_option("--dropout", o->dropout, "lora_dropout: dropout on the LoRA branch's input while training")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 0.99));
     cmd->add_option("--targets", o->targets,
                     "Comma-separated target modules (in_proj, x_proj, dt_proj, out_proj, embeddings, or full paths)")
         ->capture_default_str();
@@ -82,6 +78,7 @@ void addFinetuneCommand(CLI::App& app)
         lo.rslora = o->rslora;
         lo.targets = splitList(o->targets);
         lo.seed = o->seed;
+        lo.dropout = o->dropout;
         const LoraCoverage cov = model.addLora(lo);
         for (const auto& t : cov.peftRefused)
             std::fprintf(stderr,
@@ -92,43 +89,13 @@ void addFinetuneCommand(CLI::App& app)
         for (int i = 0; i < model.params().count(); ++i)
             if (model.params().info(i).trainable)
                 trainable += model.params().info(i).numel;
-        std::fprintf(stderr, "LoRA r=%lld alpha=%g (scaling %g) on %zu modules, covering %lld of %lld layers; %lld "
+        std::fprintf(stderr, "LoRA r=%lld alpha=%g (scaling %g, dropout %g) on %zu modules, covering %lld of %lld layers; %lld "
                              "trainable parameters (base frozen: %lld)\n",
-                     (long long)lo.r, lo.alpha, model.loraScaling(), cov.modules.size(), (long long)cov.layersCovered,
+                     (long long)lo.r, lo.alpha, model.loraScaling(), lo.dropout, cov.modules.size(), (long long)cov.layersCovered,
                      (long long)cov.layers, (long long)trainable, (long long)(model.params().numel() - trainable));
 
         const Tokenizer tok = Tokenizer::fromFile(base);
-        const std::string bytes = readFileBytes(o->data);
-        std::unique_ptr<Task> task;
-        const std::string dataAbs = fs::absolute(o->data).string();
-        if (looksLikeJsonl(o->data, bytes)) {
-            std::vector<PromptCompletion> ex;
-            std::stringstream ss(bytes);
-            std::string line;
-            int64_t lineNo = 0;
-            while (std::getline(ss, line)) {
-                ++lineNo;
-                if (line.find_first_not_of(" \t\r") == std::string::npos)
-                    continue;
-                nlohmann::json j;
-                try {
-                    j = nlohmann::json::parse(line);
-                } catch (const nlohmann::json::exception& e) {
-                    throw Error(ErrorCode::Format, fmt::format("line {}: invalid JSON: {}", lineNo, e.what()),
-                                o->data);
-                }
-                if (!j.contains("prompt") || !j.contains("completion") || !j["prompt"].is_string()
-                    || !j["completion"].is_string())
-                    throw Error(ErrorCode::Format,
-                                fmt::format("line {}: expected string fields \"prompt\" and \"completion\"", lineNo),
-                                o->data);
-                ex.push_back({tok.encode(j["prompt"].get<std::string>(), false),
-                              tok.encode(j["completion"].get<std::string>(), false)});
-            }
-            task = makePromptCompletionTask(std::move(ex), model.config().V, 0, dataAbs);
-        } else {
-            task = makeTextTask(tok.encode(bytes, false), model.config().V, o->context, dataAbs);
-        }
+        const std::unique_ptr<Task> task = loadFinetuneData(o->data, tok, model.config().V, o->context);
         TrainOptions to;
         to.steps = o->steps;
         to.batch = o->batch;

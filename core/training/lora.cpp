@@ -142,6 +142,8 @@ LoraCoverage MambaTrainModel::addLora(const LoraOptions& opts)
         throw Error(ErrorCode::InvalidArgument, "the model already has a LoRA adapter");
     if (opts.r <= 0)
         throw Error(ErrorCode::InvalidArgument, fmt::format("LoRA rank must be positive, got {}", opts.r));
+    if (!(opts.dropout >= 0 && opts.dropout < 1))
+        throw Error(ErrorCode::InvalidArgument, fmt::format("LoRA dropout must be in [0, 1), got {}", opts.dropout));
     LoraCoverage cov = resolveTargets(opts.targets);
     m_lora = opts;
     attachLora(cov.modules, opts.r);
@@ -189,7 +191,7 @@ void MambaTrainModel::saveAdapter(const fs::path& dir, const std::string& baseMo
         {"layers_pattern", nullptr},
         {"layers_to_transform", nullptr},
         {"lora_alpha", m_lora.alpha},
-        {"lora_dropout", 0.0},
+        {"lora_dropout", m_lora.dropout},
         {"modules_to_save", nullptr},
         {"peft_type", "LORA"},
         {"r", m_loraR},
@@ -232,6 +234,10 @@ void MambaTrainModel::loadAdapter(const fs::path& dir)
     o.r = cfg["r"].get<int64_t>();
     o.alpha = cfg.value("lora_alpha", double(o.r));
     o.rslora = cfg.value("use_rslora", false);
+    if (cfg.contains("lora_dropout") && cfg["lora_dropout"].is_number())
+        o.dropout = cfg["lora_dropout"].get<double>();
+    if (!(o.dropout >= 0 && o.dropout < 1))
+        throw Error(ErrorCode::Format, fmt::format("lora_dropout {} is outside [0, 1)", o.dropout), cfgPath.string());
     if (cfg.contains("target_modules") && cfg["target_modules"].is_array())
         for (const auto& t : cfg["target_modules"])
             o.targets.push_back(t.get<std::string>());

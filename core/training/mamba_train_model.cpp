@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -179,23 +180,50 @@ void MambaTrainModel::save(const fs::path& dir, const std::map<std::string, std:
 struct MambaTrainModel::Acts {
     struct Layer {
         std::vector<float> hin, hn, rstd, xz, xc, xs, dbc, dtraw, delta, y, yg, chunks;
-        std::vector<float> u[4]; // LoRA A·x per linear
+        std::vector<float> u[4];           // LoRA A·x per linear
+        std::vector<float> xd[4], keep[4]; // LoRA dropout: dropout(x) and its factors
     };
     std::vector<Layer> layers;
     std::vector<float> hL, hf, rstdF, logits, uEmb;
     std::vector<float> scanH; // forward scan scratch
     int64_t chunk = 1;
+    bool dropout = false;  // LoRA dropout on (training)
+    uint64_t dropKey = 0;  // the sequence's mask seed
     // backward scratch
     std::vector<float> dh, dhn, dxz, dxc, dxs, ddbc, ddt, ddelta, dy, dyg, work, dA, du;
 };
 
-void MambaTrainModel::linFwd(int64_t M, int64_t in, int64_t out, const float* x, int64_t ldx, int w,
-                             const LoraRef& l, float* u, float* y, int64_t ldy) const
+// dropout(x) for the LoRA branch of linear k of `layer` (x itself when dropout is off).
+const float* MambaTrainModel::loraInput(Acts& a, int64_t layer, int k, int64_t M, int64_t in, const float* x,
+                                        int64_t ldx, int64_t& ld) const
+{
+    const LoraRef& l = m_layers[size_t(layer)].lora[k];
+    ld = ldx;
+    if (!a.dropout || l.A < 0)
+        return x;
+    auto& L = a.layers[size_t(layer)];
+    L.xd[k].resize(size_t(M * in));
+    L.keep[k].resize(size_t(M * in));
+    const double p = m_lora.dropout;
+    const float scale = float(1.0 / (1.0 - p));
+    uint64_t rng = a.dropKey ^ (0xD1B54A32D192ED03ull * uint64_t(layer * 4 + k + 1));
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t i = 0; i < in; ++i) {
+            const float f = uniform01(rng) < p ? 0.f : scale;
+            L.keep[k][size_t(m * in + i)] = f;
+            L.xd[k][size_t(m * in + i)] = f * x[m * ldx + i];
+        }
+    ld = in;
+    return L.xd[k].data();
+}
+
+void MambaTrainModel::linFwd(int64_t M, int64_t in, int64_t out, const float* x, int64_t ldx, const float* lx,
+                             int64_t ldlx, int w, const LoraRef& l, float* u, float* y, int64_t ldy) const
 {
     linearForward<float>(M, in, out, x, ldx, m_params.data(w), nullptr, y, ldy);
     if (l.A >= 0 && !m_merged) {
         const int64_t r = m_loraR;
-        linearForward<float>(M, in, r, x, ldx, m_params.data(l.A), nullptr, u, r); // (M, r)
+        linearForward<float>(M, in, r, lx, ldlx, m_params.data(l.A), nullptr, u, r); // (M, r)
         MapC<float> U(u, M, r, Eigen::OuterStride<>(r));
         MapC<float> Bm(m_params.data(l.B), out, r, Eigen::OuterStride<>(r));
         MapM<float> Y(y, M, out, Eigen::OuterStride<>(ldy));
@@ -203,9 +231,9 @@ void MambaTrainModel::linFwd(int64_t M, int64_t in, int64_t out, const float* x,
     }
 }
 
-void MambaTrainModel::linBwd(int64_t M, int64_t in, int64_t out, const float* x, int64_t ldx, int w,
-                             const LoraRef& l, const float* u, const float* dy, int64_t lddy, float* dx, int64_t lddx,
-                             float* g, float* du) const
+void MambaTrainModel::linBwd(int64_t M, int64_t in, int64_t out, const float* x, int64_t ldx, const float* lx,
+                             int64_t ldlx, const float* keep, int w, const LoraRef& l, const float* u, const float* dy,
+                             int64_t lddy, float* dx, int64_t lddx, float* g, float* du) const
 {
     const ParamInfo& pw = m_params.info(w);
     linearBackward<float>(M, in, out, x, ldx, m_params.data(w), dy, lddy, dx, lddx,
@@ -222,8 +250,18 @@ void MambaTrainModel::linBwd(int64_t M, int64_t in, int64_t out, const float* x,
             MapM<float> DB(g + m_params.info(l.B).offset, out, r, Eigen::OuterStride<>(r));
             DB.noalias() += s * (DY.transpose() * U);
         }
-        linearBackward<float>(M, in, r, x, ldx, m_params.data(l.A), du, r, dx, lddx,
-                              g && m_params.info(l.A).trainable ? g + m_params.info(l.A).offset : nullptr, nullptr);
+        float* gA = g && m_params.info(l.A).trainable ? g + m_params.info(l.A).offset : nullptr;
+        if (!keep) {
+            linearBackward<float>(M, in, r, lx, ldlx, m_params.data(l.A), du, r, dx, lddx, gA, nullptr);
+            return;
+        }
+        // through the dropout: dx += keep ⊙ (du · A)
+        std::vector<float> dxd(size_t(M * in), 0.f);
+        linearBackward<float>(M, in, r, lx, ldlx, m_params.data(l.A), du, r, dxd.data(), in, gA, nullptr);
+        if (dx)
+            for (int64_t m = 0; m < M; ++m)
+                for (int64_t i = 0; i < in; ++i)
+                    dx[m * lddx + i] += keep[m * in + i] * dxd[size_t(m * in + i)];
     }
 }
 
@@ -278,12 +316,16 @@ void MambaTrainModel::forwardSeq(const int32_t* ids, int64_t T, Acts& a) const
             for (auto& u : L.u)
                 u.resize(size_t(T * m_loraR));
         rmsNormForward<float>(T, D, h.data(), m_params.data(P.norm), c.eps, L.hn.data(), L.rstd.data()); // (T, D)
-        linFwd(T, D, 2 * E, L.hn.data(), D, P.inProj, P.lora[0], L.u[0].data(), L.xz.data(), 2 * E);   // (T, 2E)
+        int64_t ld = 0;
+        const float* lx = loraInput(a, l, 0, T, D, L.hn.data(), D, ld);
+        linFwd(T, D, 2 * E, L.hn.data(), D, lx, ld, P.inProj, P.lora[0], L.u[0].data(), L.xz.data(), 2 * E); // (T, 2E)
         conv1dForward<float>(T, E, c.K, L.xz.data(), 2 * E, m_params.data(P.convW), m_params.data(P.convB),
                              L.xc.data());                                                              // (T, E)
         siluForward<float>(T * E, L.xc.data(), L.xs.data());
-        linFwd(T, E, W, L.xs.data(), E, P.xProj, P.lora[1], L.u[1].data(), L.dbc.data(), W);           // (T, R+2N)
-        linFwd(T, R, E, L.dbc.data(), W, P.dtW, P.lora[2], L.u[2].data(), L.dtraw.data(), E);          // (T, E)
+        lx = loraInput(a, l, 1, T, E, L.xs.data(), E, ld);
+        linFwd(T, E, W, L.xs.data(), E, lx, ld, P.xProj, P.lora[1], L.u[1].data(), L.dbc.data(), W); // (T, R+2N)
+        lx = loraInput(a, l, 2, T, R, L.dbc.data(), W, ld);
+        linFwd(T, R, E, L.dbc.data(), W, lx, ld, P.dtW, P.lora[2], L.u[2].data(), L.dtraw.data(), E); // (T, E)
         const float* dtb = m_params.data(P.dtB);
         for (int64_t t = 0; t < T; ++t)
             for (int64_t e = 0; e < E; ++e)
@@ -298,7 +340,8 @@ void MambaTrainModel::forwardSeq(const int32_t* ids, int64_t T, Acts& a) const
                            a.scanH.data());                                                            // (T, E)
         gateForward<float>(T, E, L.y.data(), L.xz.data() + E, 2 * E, L.yg.data());
         std::vector<float> out(size_t(T * D));
-        linFwd(T, E, D, L.yg.data(), E, P.outProj, P.lora[3], L.u[3].data(), out.data(), D);           // (T, D)
+        lx = loraInput(a, l, 3, T, E, L.yg.data(), E, ld);
+        linFwd(T, E, D, L.yg.data(), E, lx, ld, P.outProj, P.lora[3], L.u[3].data(), out.data(), D); // (T, D)
         for (size_t i = 0; i < h.size(); ++i)
             h[i] += out[i];
     }
@@ -346,8 +389,16 @@ void MambaTrainModel::backwardSeq(const int32_t* ids, int64_t T, Acts& a, float*
             A[size_t(i)] = -std::exp(aLog[i]);
         // out_proj; the residual passes a.dh through unchanged
         std::fill(a.dyg.begin(), a.dyg.end(), 0.f);
-        linBwd(T, E, D, L.yg.data(), E, P.outProj, P.lora[3], L.u[3].data(), a.dh.data(), D, a.dyg.data(), E, g,
-               a.du.data());
+        // the LoRA branch's input, ld and dropout factors of linear k (as loraInput made them)
+        auto lin = [&](int k, const float* x, int64_t ldx) {
+            const bool drop = a.dropout && P.lora[k].A >= 0;
+            return std::tuple<const float*, int64_t, const float*>(drop ? L.xd[k].data() : x,
+                                                                   drop ? int64_t(L.xd[k].size()) / T : ldx,
+                                                                   drop ? L.keep[k].data() : nullptr);
+        };
+        auto [lx3, ld3, k3] = lin(3, L.yg.data(), E);
+        linBwd(T, E, D, L.yg.data(), E, lx3, ld3, k3, P.outProj, P.lora[3], L.u[3].data(), a.dh.data(), D,
+               a.dyg.data(), E, g, a.du.data());
         std::fill(a.dy.begin(), a.dy.end(), 0.f);
         std::fill(a.dxz.begin(), a.dxz.end(), 0.f);
         gateBackward<float>(T, E, L.y.data(), L.xz.data() + E, 2 * E, a.dyg.data(), a.dy.data(), a.dxz.data() + E,
@@ -370,17 +421,20 @@ void MambaTrainModel::backwardSeq(const int32_t* ids, int64_t T, Acts& a, float*
             for (int64_t t = 0; t < T; ++t)
                 for (int64_t e = 0; e < E; ++e)
                     db[e] += a.ddt[size_t(t * E + e)];
-        linBwd(T, R, E, L.dbc.data(), W, P.dtW, P.lora[2], L.u[2].data(), a.ddt.data(), E, a.ddbc.data(), W, g,
-               a.du.data());
-        linBwd(T, E, W, L.xs.data(), E, P.xProj, P.lora[1], L.u[1].data(), a.ddbc.data(), W, a.dxs.data(), E, g,
-               a.du.data());
+        auto [lx2, ld2, k2] = lin(2, L.dbc.data(), W);
+        linBwd(T, R, E, L.dbc.data(), W, lx2, ld2, k2, P.dtW, P.lora[2], L.u[2].data(), a.ddt.data(), E,
+               a.ddbc.data(), W, g, a.du.data());
+        auto [lx1, ld1, k1] = lin(1, L.xs.data(), E);
+        linBwd(T, E, W, L.xs.data(), E, lx1, ld1, k1, P.xProj, P.lora[1], L.u[1].data(), a.ddbc.data(), W,
+               a.dxs.data(), E, g, a.du.data());
         std::fill(a.dxc.begin(), a.dxc.end(), 0.f);
         siluBackward<float>(T * E, L.xc.data(), a.dxs.data(), a.dxc.data());
         conv1dBackward<float>(T, E, c.K, L.xz.data(), 2 * E, m_params.data(P.convW), a.dxc.data(), a.dxz.data(),
                               2 * E, gp(P.convW), gp(P.convB));
         std::fill(a.dhn.begin(), a.dhn.end(), 0.f);
-        linBwd(T, D, 2 * E, L.hn.data(), D, P.inProj, P.lora[0], L.u[0].data(), a.dxz.data(), 2 * E, a.dhn.data(), D,
-               g, a.du.data());
+        auto [lx0, ld0, k0] = lin(0, L.hn.data(), D);
+        linBwd(T, D, 2 * E, L.hn.data(), D, lx0, ld0, k0, P.inProj, P.lora[0], L.u[0].data(), a.dxz.data(), 2 * E,
+               a.dhn.data(), D, g, a.du.data());
         rmsNormBackward<float>(T, D, L.hin.data(), m_params.data(P.norm), L.rstd.data(), a.dhn.data(), a.dh.data(),
                                gp(P.norm));
     }
@@ -429,6 +483,15 @@ BatchStats MambaTrainModel::lossAndGrad(const int32_t* ids, const int32_t* targe
         for (int64_t b = b0; b < b1; ++b) {
             const int32_t* id = ids + b * T;
             const int32_t* tg = targets + b * T;
+            acts.dropout = g && m_lora.dropout > 0 && hasLora() && !m_merged;
+            if (acts.dropout) {
+                // the mask follows the adapter's seed, the tokens and the row: a resumed run
+                // (same batches) draws the same masks, and a fixed batch has a fixed mask
+                uint64_t key = m_lora.seed * 0x9E3779B97F4A7C15ull + uint64_t(b) * 0xBF58476D1CE4E5B9ull + 0x5EED;
+                for (int64_t t = 0; t < T; ++t)
+                    key = (key ^ uint64_t(uint32_t(id[t]))) * 0x100000001B3ull;
+                acts.dropKey = key;
+            }
             forwardSeq(id, T, acts);
             bool exact = true;
             int64_t seqCounted = 0;
@@ -474,6 +537,18 @@ std::vector<float> MambaTrainModel::logits(const int32_t* ids, int64_t T) const
 {
     Acts a;
     forwardSeq(ids, T, a);
+    return a.logits;
+}
+
+std::vector<float> MambaTrainModel::logits(const int32_t* ids, int64_t T, const ScanTap& tap) const
+{
+    Acts a;
+    forwardSeq(ids, T, a);
+    const int64_t R = m_cfg.R, N = m_cfg.N, W = R + 2 * N;
+    for (int64_t l = 0; l < m_cfg.layers; ++l) {
+        const auto& L = a.layers[size_t(l)];
+        tap(l, T, L.delta.data(), L.dbc.data() + R, L.dbc.data() + R + N, W);
+    }
     return a.logits;
 }
 

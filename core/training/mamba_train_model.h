@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -86,6 +87,11 @@ struct LoraOptions {
     bool rslora = false;
     std::vector<std::string> targets; // PEFT target_modules entries
     uint64_t seed = 0;
+    // PEFT's lora_dropout: while training (lossAndGrad with grads), each LoRA linear's branch
+    // sees dropout(x), a mask drawn from (seed, the sequence's tokens, layer, module), so a run
+    // is reproducible and a fixed batch has a fixed mask. Evaluation, logits() and a merged
+    // model never drop. As in PEFT, the embeddings' adapter has no dropout.
+    double dropout = 0;
 };
 
 // What a set of target_modules entries selects in a model (validated).
@@ -114,6 +120,11 @@ public:
                            ThreadPool* pool) const;
     // Logits (T, V) of one sequence.
     std::vector<float> logits(const int32_t* ids, int64_t T) const;
+    // The same, calling `tap` per layer with the scan's inputs: Δ (T, E) and B, C (T, N each,
+    // rows `ldBC` floats apart).
+    using ScanTap = std::function<void(int64_t layer, int64_t T, const float* delta, const float* B, const float* C,
+                                       int64_t ldBC)>;
+    std::vector<float> logits(const int32_t* ids, int64_t T, const ScanTap& tap) const;
 
     // config.json + model.safetensors (base weights; LoRA tensors are never written here).
     void save(const std::filesystem::path& dir, const std::map<std::string, std::string>& metadata = {}) const;
@@ -152,10 +163,15 @@ private:
     void allocate();
     void forwardSeq(const int32_t* ids, int64_t T, Acts& a) const;
     void backwardSeq(const int32_t* ids, int64_t T, Acts& a, float* g) const;
-    void linFwd(int64_t M, int64_t in, int64_t out, const float* x, int64_t ldx, int w, const LoraRef& l, float* u,
-                float* y, int64_t ldy) const;
-    void linBwd(int64_t M, int64_t in, int64_t out, const float* x, int64_t ldx, int w, const LoraRef& l,
-                const float* u, const float* dy, int64_t lddy, float* dx, int64_t lddx, float* g, float* du) const;
+    // lx / ldlx: the LoRA branch's input (x, or dropout(x) while training); keep: the
+    // dropout's per-element factor (0 or 1/(1-p)), null without dropout.
+    void linFwd(int64_t M, int64_t in, int64_t out, const float* x, int64_t ldx, const float* lx, int64_t ldlx, int w,
+                const LoraRef& l, float* u, float* y, int64_t ldy) const;
+    void linBwd(int64_t M, int64_t in, int64_t out, const float* x, int64_t ldx, const float* lx, int64_t ldlx,
+                const float* keep, int w, const LoraRef& l, const float* u, const float* dy, int64_t lddy, float* dx,
+                int64_t lddx, float* g, float* du) const;
+    const float* loraInput(Acts& a, int64_t layer, int k, int64_t M, int64_t in, const float* x, int64_t ldx,
+                           int64_t& ld) const;
     std::vector<std::string> modulePaths() const;
     int layerOfPath(const std::string& path) const;
     void attachLora(const std::vector<std::string>& modules, int64_t r);

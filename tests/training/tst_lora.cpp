@@ -1,7 +1,9 @@
 // LoRA on the Mamba training model: target validation (unknown names are errors, coverage,
 // targets PEFT refuses), training lowers the loss with the base frozen, the adapter saved in
 // PEFT's layout round-trips, merge == unmerged forward within 1e-5 and unmerge restores.
+#include <cmath>
 #include <fstream>
+#include <random>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -189,4 +191,139 @@ TEST(Lora, RefusesAdaptersItCannotApply)
         MambaTrainModel t = tinyModel(12);
         EXPECT_THROW(t.loadAdapter(dir.path()), Error);
     }
+}
+
+namespace {
+
+// A LoRA model on every linear with non-zero adapter weights (so the branch matters).
+MambaTrainModel adaptedModel(double dropout)
+{
+    MambaTrainModel m = tinyModel(12);
+    LoraOptions lo;
+    lo.r = 2;
+    lo.alpha = 4;
+    lo.dropout = dropout;
+    lo.seed = 3;
+    lo.targets = {"in_proj", "x_proj", "dt_proj", "out_proj"};
+    m.addLora(lo);
+    for (int i = 0; i < m.params().count(); ++i)
+        if (m.params().info(i).name.find(".lora_") != std::string::npos)
+            for (int64_t j = 0; j < m.params().info(i).numel; ++j)
+                m.params().data(i)[j] = 0.05f * float((j * 7 + i * 3) % 13) - 0.3f;
+    return m;
+}
+
+const std::vector<int32_t> kIds = {1, 5, 7, 11, 0, 3, 3, 9, 2, 4, 6, 8, 10, 1, 2, 3, 5, 7};
+
+struct LossGrad {
+    double loss;
+    std::vector<float> grad;
+};
+LossGrad trainLoss(const MambaTrainModel& m, int64_t B)
+{
+    const int64_t T = int64_t(kIds.size()) / B;
+    std::vector<int32_t> targets(kIds.size());
+    for (size_t i = 0; i < kIds.size(); ++i)
+        targets[i] = kIds[(i + 1) % kIds.size()];
+    LossGrad r;
+    r.grad.assign(size_t(m.params().numel()), 0.f);
+    r.loss = m.lossAndGrad(kIds.data(), targets.data(), B, T, r.grad.data(), nullptr).meanLoss();
+    return r;
+}
+double evalLoss(const MambaTrainModel& m)
+{
+    std::vector<int32_t> targets(kIds.size());
+    for (size_t i = 0; i < kIds.size(); ++i)
+        targets[i] = kIds[(i + 1) % kIds.size()];
+    return m.lossAndGrad(kIds.data(), targets.data(), 2, int64_t(kIds.size()) / 2, nullptr, nullptr).meanLoss();
+}
+
+} // namespace
+
+TEST(LoraDropout, ZeroChangesNothingAndEvaluationNeverDrops)
+{
+    const MambaTrainModel off = adaptedModel(0.0);
+    const MambaTrainModel on = adaptedModel(0.3);
+    // evaluation and logits: identical with and without dropout
+    EXPECT_EQ(evalLoss(on), evalLoss(off));
+    EXPECT_EQ(on.logits(kIds.data(), 9), off.logits(kIds.data(), 9));
+    // dropout 0: the training loss is the evaluation loss
+    EXPECT_EQ(trainLoss(off, 2).loss, evalLoss(off));
+    // dropout > 0 changes the training loss and gradient, reproducibly
+    const LossGrad a = trainLoss(on, 2), b = trainLoss(on, 2), z = trainLoss(off, 2);
+    EXPECT_NE(a.loss, z.loss);
+    EXPECT_NE(a.grad, z.grad);
+    EXPECT_EQ(a.loss, b.loss);
+    EXPECT_EQ(a.grad, b.grad);
+    // the base stays frozen: no gradient outside the adapter
+    for (int i = 0; i < on.params().count(); ++i) {
+        const ParamInfo& p = on.params().info(i);
+        if (p.name.find(".lora_") != std::string::npos)
+            continue;
+        for (int64_t j = 0; j < p.numel; ++j)
+            ASSERT_EQ(a.grad[size_t(p.offset + j)], 0.f) << p.name;
+    }
+    // merged: no adapter branch, so no dropout either
+    MambaTrainModel merged = adaptedModel(0.3);
+    merged.mergeLora();
+    EXPECT_NEAR(trainLoss(merged, 2).loss, evalLoss(off), 1e-4);
+}
+
+TEST(LoraDropout, GradientMatchesFiniteDifferencesWithItsFixedMask)
+{
+    // A fixed batch has a fixed mask (seeded by the adapter seed and the tokens), so the
+    // training loss is a smooth function of the adapter weights: central differences along
+    // random directions of the LoRA parameters must match the analytic gradient.
+    MambaTrainModel m = adaptedModel(0.4);
+    const LossGrad g = trainLoss(m, 2);
+    std::mt19937_64 rng(11);
+    std::normal_distribution<double> nd(0, 1);
+    std::vector<float>& v = m.params().values();
+    for (int dirIdx = 0; dirIdx < 4; ++dirIdx) {
+        std::vector<double> d(v.size(), 0.0);
+        double norm = 0;
+        for (int i = 0; i < m.params().count(); ++i) {
+            const ParamInfo& p = m.params().info(i);
+            if (p.name.find(".lora_") == std::string::npos)
+                continue;
+            for (int64_t j = 0; j < p.numel; ++j) {
+                d[size_t(p.offset + j)] = nd(rng);
+                norm += d[size_t(p.offset + j)] * d[size_t(p.offset + j)];
+            }
+        }
+        norm = std::sqrt(norm);
+        double analytic = 0;
+        for (size_t i = 0; i < v.size(); ++i) {
+            d[i] /= norm;
+            analytic += d[i] * double(g.grad[i]);
+        }
+        const std::vector<float> keep = v;
+        const double h = 1e-2;
+        for (size_t i = 0; i < v.size(); ++i)
+            v[i] = float(keep[i] + h * d[i]);
+        const double lp = trainLoss(m, 2).loss;
+        for (size_t i = 0; i < v.size(); ++i)
+            v[i] = float(keep[i] - h * d[i]);
+        const double lm = trainLoss(m, 2).loss;
+        v = keep;
+        const double fd = (lp - lm) / (2 * h);
+        EXPECT_NEAR(fd, analytic, 2e-3 + 0.02 * std::fabs(analytic)) << "direction " << dirIdx;
+    }
+}
+
+TEST(LoraDropout, StoredInAdapterConfig)
+{
+    const MambaTrainModel m = adaptedModel(0.25);
+    test::TempDir dir;
+    m.saveAdapter(dir.path(), "base");
+    std::ifstream f(dir.path() / "adapter_config.json");
+    EXPECT_DOUBLE_EQ(nlohmann::json::parse(f)["lora_dropout"].get<double>(), 0.25);
+    MambaTrainModel loaded = tinyModel(12);
+    loaded.loadAdapter(dir.path());
+    EXPECT_DOUBLE_EQ(loaded.loraOptions().dropout, 0.25);
+    MambaTrainModel bad = tinyModel(12);
+    LoraOptions lo;
+    lo.targets = {"in_proj"};
+    lo.dropout = 1.0;
+    EXPECT_THROW(bad.addLora(lo), Error);
 }
