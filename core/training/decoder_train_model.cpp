@@ -427,7 +427,7 @@ struct DecoderTrainModel::Acts {
 };
 
 struct DecoderTrainModel::Scratch {
-    std::vector<float> out, dh, dmid, dn, dq, dk, dv, dqr, dkr, dao, dact, dhh, dprobs, dlog, dw, dy, dxg;
+    std::vector<float> out, dh, dmid, dn, dq, dk, dv, dqr, dkr, dao, dact, dhh, dprobs, dlog, dw, dy, dxg, dS;
     MambaMixerScratch mamba;
 };
 
@@ -470,6 +470,75 @@ void swigluBwd(int64_t M, int64_t D, int64_t I, const float* x, const float* Wg,
     linearBackward<float>(M, D, I, x, D, Wu, dact.data() + I, 2 * I, dx, D, dWu, nullptr);
 }
 
+
+// Causal attention with grouped KV heads, per head through Eigen's GEMMs (the same maths as
+// attentionForward / attentionBackward of train_ops_attention.h, which the op tests check
+// against finite differences; here the T×T products are blocked and vectorised). q, out
+// (T, Hq·Dh); k, v (T, Hkv·Dh); P (Hq, T, T) row t holds the probabilities of columns ≤ t.
+void attentionFwdFast(int64_t T, int64_t Hq, int64_t Hkv, int64_t Dh, const float* q, const float* k, const float* v,
+                      float* out, float* P)
+{
+    const int64_t group = Hq / Hkv, Q = Hq * Dh, KV = Hkv * Dh;
+    const float scale = 1.0f / std::sqrt(float(Dh));
+    for (int64_t h = 0; h < Hq; ++h) {
+        const int64_t kh = h / group;
+        MapC<float> Qm(q + h * Dh, T, Dh, Eigen::OuterStride<>(Q));
+        MapC<float> Km(k + kh * Dh, T, Dh, Eigen::OuterStride<>(KV));
+        MapC<float> Vm(v + kh * Dh, T, Dh, Eigen::OuterStride<>(KV));
+        MapM<float> S(P + h * T * T, T, T, Eigen::OuterStride<>(T));
+        S.noalias() = scale * (Qm * Km.transpose());
+        for (int64_t t = 0; t < T; ++t) {
+            float* p = P + (h * T + t) * T;
+            float mx = p[0];
+            for (int64_t s = 1; s <= t; ++s)
+                mx = std::max(mx, p[s]);
+            float sum = 0;
+            for (int64_t s = 0; s <= t; ++s)
+                sum += (p[s] = std::exp(p[s] - mx));
+            const float inv = 1.0f / sum;
+            for (int64_t s = 0; s <= t; ++s)
+                p[s] *= inv;
+            std::fill(p + t + 1, p + T, 0.0f);
+        }
+        MapM<float> O(out + h * Dh, T, Dh, Eigen::OuterStride<>(Q));
+        O.noalias() = S * Vm;
+    }
+}
+
+// dq, dk, dv accumulated; dS (T·T floats) is scratch.
+void attentionBwdFast(int64_t T, int64_t Hq, int64_t Hkv, int64_t Dh, const float* q, const float* k, const float* v,
+                      const float* P, const float* dout, float* dq, float* dk, float* dv, float* dS)
+{
+    const int64_t group = Hq / Hkv, Q = Hq * Dh, KV = Hkv * Dh;
+    const float scale = 1.0f / std::sqrt(float(Dh));
+    for (int64_t h = 0; h < Hq; ++h) {
+        const int64_t kh = h / group;
+        MapC<float> Qm(q + h * Dh, T, Dh, Eigen::OuterStride<>(Q));
+        MapC<float> Km(k + kh * Dh, T, Dh, Eigen::OuterStride<>(KV));
+        MapC<float> Vm(v + kh * Dh, T, Dh, Eigen::OuterStride<>(KV));
+        MapC<float> Pm(P + h * T * T, T, T, Eigen::OuterStride<>(T));
+        MapC<float> dO(dout + h * Dh, T, Dh, Eigen::OuterStride<>(Q));
+        MapM<float> dSm(dS, T, T, Eigen::OuterStride<>(T));
+        MapM<float> dV(dv + kh * Dh, T, Dh, Eigen::OuterStride<>(KV));
+        dV.noalias() += Pm.transpose() * dO;
+        dSm.noalias() = dO * Vm.transpose(); // dP
+        for (int64_t t = 0; t < T; ++t) {
+            const float* p = P + (h * T + t) * T;
+            float* d = dS + t * T;
+            float dot = 0;
+            for (int64_t s = 0; s <= t; ++s)
+                dot += d[s] * p[s];
+            for (int64_t s = 0; s <= t; ++s)
+                d[s] = p[s] * (d[s] - dot) * scale;
+            std::fill(d + t + 1, d + T, 0.0f);
+        }
+        MapM<float> dQ(dq + h * Dh, T, Dh, Eigen::OuterStride<>(Q));
+        MapM<float> dK(dk + kh * Dh, T, Dh, Eigen::OuterStride<>(KV));
+        dQ.noalias() += dSm * Km;
+        dK.noalias() += dSm.transpose() * Qm;
+    }
+}
+
 } // namespace
 
 // ---------------------------------------------------------------- forward
@@ -497,7 +566,7 @@ void DecoderTrainModel::attentionFwd(const LayerIdx& P, int64_t T, const float* 
     }
     const float* q = rope ? L.qr.data() : L.q.data();
     const float* k = rope ? L.kr.data() : L.k.data();
-    attentionForward<float>(T, c.H, c.Hkv, Dh, q, k, L.v.data(), L.ao.data(), L.P.data());
+    attentionFwdFast(T, c.H, c.Hkv, Dh, q, k, L.v.data(), L.ao.data(), L.P.data());
     linearForward<float>(T, Q, D, L.ao.data(), Q, m_params.data(P.wo), nullptr, out, D);
 }
 
@@ -609,8 +678,9 @@ void DecoderTrainModel::attentionBwd(const LayerIdx& P, int64_t T, const float* 
     zeroed(s.dqr, T * Q);
     zeroed(s.dkr, T * KV);
     zeroed(s.dv, T * KV);
-    attentionBackward<float>(T, c.H, c.Hkv, Dh, rope ? L.qr.data() : L.q.data(), rope ? L.kr.data() : L.k.data(),
-                             L.v.data(), L.P.data(), s.dao.data(), s.dqr.data(), s.dkr.data(), s.dv.data());
+    s.dS.resize(size_t(T * T));
+    attentionBwdFast(T, c.H, c.Hkv, Dh, rope ? L.qr.data() : L.q.data(), rope ? L.kr.data() : L.k.data(), L.v.data(),
+                     L.P.data(), s.dao.data(), s.dqr.data(), s.dkr.data(), s.dv.data(), s.dS.data());
     const float* dq = s.dqr.data();
     const float* dk = s.dkr.data();
     if (rope) {
