@@ -424,6 +424,8 @@ struct DecoderTrainModel::Acts {
     };
     std::vector<Layer> layers;
     std::vector<float> h, hf, rF, logits; // logits, then ∂L/∂logits
+    std::vector<float> ropeCos, ropeSin;  // (T, Dh/2) rotary tables of the last length
+    int64_t ropeT = -1;
 };
 
 struct DecoderTrainModel::Scratch {
@@ -470,6 +472,53 @@ void swigluBwd(int64_t M, int64_t D, int64_t I, const float* x, const float* Wg,
     linearBackward<float>(M, D, I, x, D, Wu, dact.data() + I, 2 * I, dx, D, dWu, nullptr);
 }
 
+
+// Rotary on every head of x (T, heads·Dh) with tables cos/sin (T, Dh/2) (ropeForward's maths,
+// the tables built once per sequence length instead of per head). Backward accumulates Rᵀ dy.
+void ropeFwdTable(int64_t T, int64_t heads, int64_t Dh, const float* cs, const float* sn, const float* x, float* y)
+{
+    const int64_t h2 = Dh / 2;
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t hd = 0; hd < heads; ++hd) {
+            const float* xi = x + (t * heads + hd) * Dh;
+            float* yi = y + (t * heads + hd) * Dh;
+            const float *c = cs + t * h2, *s = sn + t * h2;
+            for (int64_t i = 0; i < h2; ++i) {
+                yi[i] = xi[i] * c[i] - xi[i + h2] * s[i];
+                yi[i + h2] = xi[i + h2] * c[i] + xi[i] * s[i];
+            }
+        }
+}
+void ropeBwdTable(int64_t T, int64_t heads, int64_t Dh, const float* cs, const float* sn, const float* dy, float* dx)
+{
+    const int64_t h2 = Dh / 2;
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t hd = 0; hd < heads; ++hd) {
+            const float* g = dy + (t * heads + hd) * Dh;
+            float* d = dx + (t * heads + hd) * Dh;
+            const float *c = cs + t * h2, *s = sn + t * h2;
+            for (int64_t i = 0; i < h2; ++i) {
+                d[i] += g[i] * c[i] + g[i + h2] * s[i];
+                d[i + h2] += g[i + h2] * c[i] - g[i] * s[i];
+            }
+        }
+}
+
+// crossEntropy of train_ops.h for one row, with Eigen's vectorised exp: returns the loss and
+// writes dl = scale · (softmax − onehot) in place of the logits when grad is set.
+double crossEntropyRow(int64_t V, float* logits, int32_t target, float scale, bool grad)
+{
+    Eigen::Map<Eigen::ArrayXf> row(logits, V);
+    const float mx = row.maxCoeff();
+    const float targetLogit = logits[target];
+    const float sum = (row - mx).exp().sum();
+    const float lse = mx + std::log(sum);
+    if (grad) {
+        row = (row - lse).exp() * scale;
+        logits[target] -= scale;
+    }
+    return double(lse - targetLogit);
+}
 
 // Causal attention with grouped KV heads, per head through Eigen's GEMMs (the same maths as
 // attentionForward / attentionBackward of train_ops_attention.h, which the op tests check
@@ -561,8 +610,19 @@ void DecoderTrainModel::attentionFwd(const LayerIdx& P, int64_t T, const float* 
     if (rope) {
         L.qr.resize(size_t(T * Q));
         L.kr.resize(size_t(T * KV));
-        ropeForward<float>(T, c.H, Dh, Dh, m_invFreq.data(), L.q.data(), L.qr.data());
-        ropeForward<float>(T, c.Hkv, Dh, Dh, m_invFreq.data(), L.k.data(), L.kr.data());
+        if (a.ropeT != T) { // θ in double, as ropeForward
+            a.ropeCos.resize(size_t(T * Dh / 2));
+            a.ropeSin.resize(size_t(T * Dh / 2));
+            for (int64_t t = 0; t < T; ++t)
+                for (int64_t i = 0; i < Dh / 2; ++i) {
+                    const double th = double(t) * m_invFreq[size_t(i)];
+                    a.ropeCos[size_t(t * Dh / 2 + i)] = float(std::cos(th));
+                    a.ropeSin[size_t(t * Dh / 2 + i)] = float(std::sin(th));
+                }
+            a.ropeT = T;
+        }
+        ropeFwdTable(T, c.H, Dh, a.ropeCos.data(), a.ropeSin.data(), L.q.data(), L.qr.data());
+        ropeFwdTable(T, c.Hkv, Dh, a.ropeCos.data(), a.ropeSin.data(), L.k.data(), L.kr.data());
     }
     const float* q = rope ? L.qr.data() : L.q.data();
     const float* k = rope ? L.kr.data() : L.k.data();
@@ -686,8 +746,8 @@ void DecoderTrainModel::attentionBwd(const LayerIdx& P, int64_t T, const float* 
     if (rope) {
         zeroed(s.dq, T * Q);
         zeroed(s.dk, T * KV);
-        ropeBackward<float>(T, c.H, Dh, Dh, m_invFreq.data(), s.dqr.data(), s.dq.data());
-        ropeBackward<float>(T, c.Hkv, Dh, Dh, m_invFreq.data(), s.dkr.data(), s.dk.data());
+        ropeBwdTable(T, c.H, Dh, a.ropeCos.data(), a.ropeSin.data(), s.dqr.data(), s.dq.data());
+        ropeBwdTable(T, c.Hkv, Dh, a.ropeCos.data(), a.ropeSin.data(), s.dkr.data(), s.dk.data());
         dq = s.dq.data();
         dk = s.dk.data();
     }
@@ -839,7 +899,13 @@ BatchStats DecoderTrainModel::lossAndGrad(const int32_t* ids, const int32_t* tar
             }
             ++st.sequences;
             st.exactSequences += exact ? 1 : 0;
-            st.lossSum += crossEntropy<float>(T, V, acts.logits.data(), tg, scale, g ? acts.logits.data() : nullptr);
+            for (int64_t t = 0; t < T; ++t) {
+                float* lt = acts.logits.data() + t * V;
+                if (tg[t] >= 0)
+                    st.lossSum += crossEntropyRow(V, lt, tg[t], scale, g != nullptr);
+                else if (g)
+                    std::fill(lt, lt + V, 0.0f);
+            }
             for (int64_t l = 0; l < m_cfg.layers; ++l)
                 if (m_cfg.isMoe(l)) {
                     const auto& L = acts.layers[size_t(l)];
