@@ -198,9 +198,10 @@ void printProgress(const TrainProgress& p, bool accuracyTask)
     if (now - last < std::chrono::seconds(2) && p.step != p.steps)
         return;
     last = now;
-    std::fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  elapsed %s  left %s\n",
-                 (long long)p.step, (long long)p.steps, p.loss, p.lr, p.gradNorm, p.tokensPerSecond,
-                 duration(p.elapsedSeconds).c_str(), duration(p.etaSeconds).c_str());
+    std::fprintf(stderr, "step %lld/%lld  loss %.4f%s  lr %.2e  |g| %.3f  %.0f tok/s  elapsed %s  left %s\n",
+                 (long long)p.step, (long long)p.steps, p.loss,
+                 p.auxLoss > 0 ? fmt::format("  aux {:.3f}", p.auxLoss).c_str() : "", p.lr, p.gradNorm,
+                 p.tokensPerSecond, duration(p.elapsedSeconds).c_str(), duration(p.etaSeconds).c_str());
     std::fflush(stderr);
 }
 

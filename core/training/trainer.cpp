@@ -196,8 +196,11 @@ TrainResult Trainer::run(const std::function<void(const TrainProgress&)>& progre
         pr.tokensPerSecond = secs > 0 ? double(tokens) / secs : 0;
         const double perStep = secs / double(m_step - startStep);
         pr.etaSeconds = perStep * double(m_opts.steps - m_step);
-        if (m_step % 10 == 0 || m_step == m_opts.steps)
+        if (m_step % 10 == 0 || m_step == m_opts.steps) {
             m_history.push_back({{"step", m_step}, {"loss", lastLoss}, {"lr", lr}});
+            if (st.auxLoss > 0) // MoE: the load-balancing loss (X·Σ f·P; top-k when perfectly balanced)
+                m_history.back()["aux_loss"] = st.auxLoss;
+        }
         const bool doEval = m_opts.evalEvery > 0 && (m_step % m_opts.evalEvery == 0 || m_step == m_opts.steps);
         if (doEval) {
             res.lastEval = evaluate(m_model, m_task, m_opts.seed + 1000003, m_opts.evalSamples, m_pool);
