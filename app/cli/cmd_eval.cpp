@@ -44,9 +44,16 @@ void addEvalCommand(CLI::App& app)
         const fs::path dir(o->model);
         if (o->samples <= 0)
             throw Error(ErrorCode::InvalidArgument, "--samples must be positive");
-        MambaTrainModel model = MambaTrainModel::load(dir);
-        if (!o->adapter.empty())
-            model.loadAdapter(o->adapter);
+        std::unique_ptr<TrainModel> modelPtr = loadTrainModel(dir); // by config.json's architectures
+        TrainModel& model = *modelPtr;
+        if (!o->adapter.empty()) {
+            auto* mamba = dynamic_cast<MambaTrainModel*>(modelPtr.get());
+            if (!mamba)
+                throw Error(ErrorCode::Unsupported,
+                            fmt::format("LoRA adapters apply to Mamba models only, not {}", model.architecture()),
+                            o->adapter);
+            mamba->loadAdapter(o->adapter);
+        }
         std::unique_ptr<Task> task;
         if (fs::exists(dir / "archlens_task.json")) {
             task = loadTask(dir, o->data);
@@ -66,19 +73,19 @@ void addEvalCommand(CLI::App& app)
                 std::vector<CorpusDomainTokens> doms;
                 for (auto& d : readCorpusFolder(o->data))
                     doms.push_back({d.name, tok.encode(d.train, false), tok.encode(d.heldOut, false)});
-                task = makeCorpusTask(std::move(doms), model.config().V, o->context, o->data);
+                task = makeCorpusTask(std::move(doms), model.vocabSize(), o->context, o->data);
             } else
-                task = makeTextTask(tok.encode(readFileBytes(o->data), false), model.config().V, o->context, o->data);
+                task = makeTextTask(tok.encode(readFileBytes(o->data), false), model.vocabSize(), o->context, o->data);
         } else {
             throw Error(ErrorCode::InvalidArgument,
                         o->task.empty() ? "the model has no archlens_task.json: name the task with --task"
                                         : fmt::format("unknown task '{}'", o->task),
                         {}, "expected selective-copy, induction or text");
         }
-        if (task->vocabSize() > model.config().V)
+        if (task->vocabSize() > model.vocabSize())
             throw Error(ErrorCode::InvalidArgument,
                         fmt::format("the task uses {} token ids but the model has {} embedding rows",
-                                    task->vocabSize(), model.config().V));
+                                    task->vocabSize(), model.vocabSize()));
         ThreadPool pool(o->threads > 0 ? o->threads : std::max(1, int(std::thread::hardware_concurrency())));
         const EvalResult r = evaluate(model, *task, o->seed, o->samples, &pool);
         nlohmann::ordered_json perDomain = nlohmann::ordered_json::object();

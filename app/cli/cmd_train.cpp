@@ -1,4 +1,4 @@
-// archlens-cli train: trains a Mamba from scratch on a synthetic task (selective copying,
+// archlens-cli train: trains a Mamba, Llama, Mixtral or Jamba from scratch on a synthetic task (selective copying,
 // induction heads) or on a text file, with core/training. Progress and time left go to
 // stderr; Ctrl-C (SIGINT) stops after the current step and leaves a resumable checkpoint
 // (every file is written atomically). `bench train` times the same training step.
@@ -41,6 +41,10 @@ std::string duration(double s)
 struct TrainCliOptions {
     std::string arch = "mamba", task = "selective-copy", data, out, resume, name;
     int64_t dModel = 64, layers = 2, dState = 16, expand = 2;
+    // attention decoders (llama, mixtral, jamba); intermediate 0: 8/3 · d_model rounded up to 8
+    int64_t heads = 4, kvHeads = 0, intermediate = 0, experts = 4, topK = 2;
+    int64_t attnPeriod = 2, attnOffset = 1, expertPeriod = 2, expertOffset = 1;
+    double auxLossCoef = 0.001;
     int64_t length = 64, dataTokens = 8, symbols = 8, context = 128, vocabSize = 512;
     int64_t steps = 2000, batch = 32, warmup = 100, checkpointEvery = 200, evalEvery = 200, evalSamples = 256;
     int64_t finalEvalSamples = 1000;
@@ -64,10 +68,18 @@ std::string commandLine(const TrainCliOptions& o)
         c += fmt::format(" --length {} --data-tokens {} --symbols {}", o.length, o.dataTokens, o.symbols);
     else
         c += fmt::format(" --length {} --symbols {}", o.length, o.symbols);
-    c += fmt::format(" --d-model {} --layers {} --d-state {} --expand {} --steps {} --batch {} --lr {} --warmup {}"
-                     " --weight-decay {} --clip {} --seed {}",
-                     o.dModel, o.layers, o.dState, o.expand, o.steps, o.batch, o.lr, o.warmup, o.weightDecay, o.clip,
-                     o.seed);
+    c += fmt::format(" --d-model {} --layers {}", o.dModel, o.layers);
+    if (o.arch == "mamba" || o.arch == "jamba")
+        c += fmt::format(" --d-state {} --expand {}", o.dState, o.expand);
+    if (o.arch != "mamba")
+        c += fmt::format(" --heads {} --kv-heads {} --intermediate {}", o.heads, o.kvHeads, o.intermediate);
+    if (o.arch == "mixtral" || o.arch == "jamba")
+        c += fmt::format(" --experts {} --top-k {} --aux-loss-coef {}", o.experts, o.topK, o.auxLossCoef);
+    if (o.arch == "jamba")
+        c += fmt::format(" --attn-period {} --attn-offset {} --expert-period {} --expert-offset {}", o.attnPeriod,
+                         o.attnOffset, o.expertPeriod, o.expertOffset);
+    c += fmt::format(" --steps {} --batch {} --lr {} --warmup {} --weight-decay {} --clip {} --seed {}", o.steps,
+                     o.batch, o.lr, o.warmup, o.weightDecay, o.clip, o.seed);
     if (o.targetAccuracy > 0)
         c += fmt::format(" --target-accuracy {} --eval-every {} --eval-samples {}", o.targetAccuracy, o.evalEvery,
                          o.evalSamples);
@@ -133,6 +145,69 @@ std::unique_ptr<Task> makeTask(const TrainCliOptions& o, const fs::path& out, in
                 "expected selective-copy, induction or text");
 }
 
+// The architecture-specific options as stored in trainer_state.json (and read back on resume).
+nlohmann::ordered_json archJson(const TrainCliOptions& o)
+{
+    return {{"arch", o.arch},          {"heads", o.heads},           {"kv_heads", o.kvHeads},
+            {"intermediate", o.intermediate}, {"experts", o.experts}, {"top_k", o.topK},
+            {"aux_loss_coef", o.auxLossCoef}, {"attn_period", o.attnPeriod}, {"attn_offset", o.attnOffset},
+            {"expert_period", o.expertPeriod}, {"expert_offset", o.expertOffset}};
+}
+
+void readArchJson(const nlohmann::json& cli, TrainCliOptions& o)
+{
+    o.arch = cli.value("arch", std::string("mamba")); // checkpoints from before --arch were Mamba
+    o.heads = cli.value("heads", o.heads);
+    o.kvHeads = cli.value("kv_heads", o.kvHeads);
+    o.intermediate = cli.value("intermediate", o.intermediate);
+    o.experts = cli.value("experts", o.experts);
+    o.topK = cli.value("top_k", o.topK);
+    o.auxLossCoef = cli.value("aux_loss_coef", o.auxLossCoef);
+    o.attnPeriod = cli.value("attn_period", o.attnPeriod);
+    o.attnOffset = cli.value("attn_offset", o.attnOffset);
+    o.expertPeriod = cli.value("expert_period", o.expertPeriod);
+    o.expertOffset = cli.value("expert_offset", o.expertOffset);
+}
+
+// A freshly initialised model of --arch for a vocabulary of `vocab` ids.
+std::unique_ptr<TrainModel> makeModel(const TrainCliOptions& o, int64_t vocab)
+{
+    if (o.arch == "mamba") {
+        MambaInitOptions init;
+        init.dModel = o.dModel;
+        init.layers = o.layers;
+        init.dState = o.dState;
+        init.expand = o.expand;
+        init.vocabSize = vocab;
+        init.seed = o.seed;
+        return std::make_unique<MambaTrainModel>(MambaTrainModel::randomInit(init));
+    }
+    if (o.arch != "llama" && o.arch != "mixtral" && o.arch != "jamba")
+        throw Error(ErrorCode::InvalidArgument, fmt::format("unknown architecture '{}'", o.arch), {},
+                    "expected mamba, llama, mixtral or jamba");
+    DecoderTrainConfig c;
+    c.arch = o.arch;
+    c.V = vocab;
+    c.D = o.dModel;
+    c.layers = o.layers;
+    c.H = o.heads;
+    c.Hkv = o.kvHeads > 0 ? o.kvHeads : o.heads;
+    c.I = o.intermediate > 0 ? o.intermediate : (8 * o.dModel / 3 + 7) / 8 * 8;
+    c.eps = 1e-5;
+    c.tied = true;
+    c.experts = o.arch == "llama" ? 0 : o.experts;
+    c.topK = o.topK;
+    c.auxCoef = o.auxLossCoef;
+    c.routerAux = true;
+    c.attnPeriod = o.attnPeriod;
+    c.attnOffset = o.attnOffset;
+    c.expertPeriod = o.expertPeriod;
+    c.expertOffset = o.expertOffset;
+    c.N = o.dState;
+    c.expand = o.expand;
+    return std::make_unique<DecoderTrainModel>(DecoderTrainModel::randomInit(c, o.seed));
+}
+
 void printProgress(const TrainProgress& p, bool accuracyTask)
 {
     static auto last = std::chrono::steady_clock::now() - std::chrono::seconds(10);
@@ -148,17 +223,19 @@ void printProgress(const TrainProgress& p, bool accuracyTask)
     if (now - last < std::chrono::seconds(2) && p.step != p.steps)
         return;
     last = now;
-    std::fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  elapsed %s  left %s\n",
-                 (long long)p.step, (long long)p.steps, p.loss, p.lr, p.gradNorm, p.tokensPerSecond,
-                 duration(p.elapsedSeconds).c_str(), duration(p.etaSeconds).c_str());
+    std::fprintf(stderr, "step %lld/%lld  loss %.4f%s  lr %.2e  |g| %.3f  %.0f tok/s  elapsed %s  left %s\n",
+                 (long long)p.step, (long long)p.steps, p.loss,
+                 p.auxLoss > 0 ? fmt::format("  aux {:.3f}", p.auxLoss).c_str() : "", p.lr, p.gradNorm,
+                 p.tokensPerSecond, duration(p.elapsedSeconds).c_str(), duration(p.etaSeconds).c_str());
     std::fflush(stderr);
 }
 
-void writeCard(const fs::path& dir, const TrainCliOptions& o, const MambaTrainModel& model, const Task& task,
+void writeCard(const fs::path& dir, const TrainCliOptions& o, const TrainModel& model, const Task& task,
                const TrainResult& res, const EvalResult& ev, uint64_t evalSeedValue, double seconds,
                const nlohmann::ordered_json& perDomain)
 {
-    const auto& c = model.config();
+    nlohmann::ordered_json size = model.sizeJson();
+    size["parameters"] = model.params().numel();
     nlohmann::ordered_json metrics;
     if (task.reportsAccuracy())
         metrics = {{"exact_sequence_accuracy", ev.accuracy},
@@ -181,14 +258,13 @@ void writeCard(const fs::path& dir, const TrainCliOptions& o, const MambaTrainMo
                    {"eval_seed", evalSeedValue},
                    {"eval_note", "windows of the held-out last tenth of the data"}};
     nlohmann::ordered_json card = {
-        {"name", o.name.empty() ? fmt::format("mamba-{}", task.name()) : o.name},
+        {"name", o.name.empty() ? fmt::format("{}-{}", o.arch, task.name()) : o.name},
+        {"architecture", model.architecture()},
         {"trained", true},
         {"label", fmt::format("trained: {}", task.name())},
         {"task", task.toJson()},
         {"data", task.name() == "text" ? o.data : std::string("generated from the seed (core/training/tasks.cpp)")},
-        {"size",
-         {{"d_model", c.D}, {"layers", c.layers}, {"d_state", c.N}, {"d_inner", c.E}, {"vocab_size", c.V},
-          {"parameters", model.params().numel()}}},
+        {"size", size},
         {"steps", res.step},
         {"batch", o.batch},
         {"tokens_seen", res.step * o.batch * task.sequenceLength()},
@@ -202,11 +278,8 @@ void writeCard(const fs::path& dir, const TrainCliOptions& o, const MambaTrainMo
 
 void runTrain(TrainCliOptions o)
 {
-    if (o.arch != "mamba")
-        throw Error(ErrorCode::Unsupported, fmt::format("training '{}' is not supported yet", o.arch), {},
-                    "only --arch mamba trains today");
     fs::path out;
-    std::unique_ptr<MambaTrainModel> model;
+    std::unique_ptr<TrainModel> model;
     std::unique_ptr<Task> task;
     TrainOptions to;
     bool resumed = false;
@@ -218,6 +291,7 @@ void runTrain(TrainCliOptions o)
             const auto& cli = st["options"]["extra"]["cli"];
             const int64_t stepsOverride = o.steps;
             const bool stepsGiven = o.steps != TrainCliOptions().steps;
+            readArchJson(cli, o);
             o.task = cli.value("task", o.task);
             o.data = cli.value("data", o.data);
             o.name = cli.value("name", o.name);
@@ -245,7 +319,7 @@ void runTrain(TrainCliOptions o)
         }
         out = o.out.empty() ? rdir : fs::path(o.out);
         o.out = out.string();
-        model = std::make_unique<MambaTrainModel>(MambaTrainModel::load(rdir));
+        model = loadTrainModel(rdir);
         task = loadTask(rdir);
         resumed = true;
         if (out != rdir) {
@@ -260,14 +334,7 @@ void runTrain(TrainCliOptions o)
         out = o.out;
         int64_t vocab = 0;
         task = makeTask(o, out, vocab);
-        MambaInitOptions init;
-        init.dModel = o.dModel;
-        init.layers = o.layers;
-        init.dState = o.dState;
-        init.expand = o.expand;
-        init.vocabSize = vocab;
-        init.seed = o.seed;
-        model = std::make_unique<MambaTrainModel>(MambaTrainModel::randomInit(init));
+        model = makeModel(o, vocab);
         to.steps = o.steps;
         to.batch = o.batch;
         to.warmup = std::min(o.warmup, o.steps);
@@ -286,6 +353,9 @@ void runTrain(TrainCliOptions o)
                       {"layers", o.layers}, {"d_state", o.dState}, {"expand", o.expand}, {"length", o.length},
                       {"data_tokens", o.dataTokens}, {"symbols", o.symbols}, {"context", o.context},
                       {"vocab_size", o.vocabSize}, {"final_eval_samples", o.finalEvalSamples}}}};
+        const nlohmann::ordered_json arch = archJson(o);
+        for (auto it = arch.begin(); it != arch.end(); ++it)
+            to.extra["cli"][it.key()] = it.value();
     }
     to.checkpointEvery = o.checkpointEvery;
     ThreadPool pool(defaultThreads(o.threads));
@@ -293,11 +363,9 @@ void runTrain(TrainCliOptions o)
     if (resumed)
         trainer.resume(o.resume);
     std::fprintf(stderr,
-                 "%s %s Mamba (d_model %lld, %lld layers, d_state %lld, %lld parameters) on %s, %lld steps of %lld "
-                 "sequences × %lld tokens, %d threads%s\n",
-                 resumed ? "resuming" : "training", out.string().c_str(), (long long)model->config().D,
-                 (long long)model->config().layers, (long long)model->config().N, (long long)model->params().numel(),
-                 task->name().c_str(), (long long)to.steps, (long long)to.batch, (long long)task->sequenceLength(),
+                 "%s %s %s (%s, %lld parameters) on %s, %lld steps of %lld sequences × %lld tokens, %d threads%s\n",
+                 resumed ? "resuming" : "training", out.string().c_str(), model->architecture().c_str(),
+                 model->sizeJson().dump().c_str(), (long long)model->params().numel(), task->name().c_str(), (long long)to.steps, (long long)to.batch, (long long)task->sequenceLength(),
                  pool.threads(), resumed ? fmt::format(" from step {}", trainer.step()).c_str() : "");
     g_interrupted.store(false);
     auto previous = std::signal(SIGINT, onSigint);
@@ -338,15 +406,27 @@ void runTrain(TrainCliOptions o)
 
 void runBenchTrain(const TrainCliOptions& o, int64_t steps, bool json)
 {
-    auto task = makeSelectiveCopyTask({o.length, o.dataTokens, o.symbols});
-    MambaInitOptions init;
-    init.dModel = o.dModel;
-    init.layers = o.layers;
-    init.dState = o.dState;
-    init.expand = o.expand;
-    init.vocabSize = task->vocabSize();
-    init.seed = o.seed;
-    MambaTrainModel model = MambaTrainModel::randomInit(init);
+    std::unique_ptr<Task> task;
+    if (o.task == "text") {
+        // a seeded random token stream: the step costs what a text run of this vocabulary and
+        // context costs (the lm_head grows with the vocabulary)
+        std::vector<int32_t> toks(size_t(std::max<int64_t>(20 * o.context, 4096)));
+        uint64_t x = o.seed * 0x9E3779B97F4A7C15ull + 1;
+        for (auto& t : toks) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t = int32_t(x % uint64_t(o.vocabSize));
+        }
+        task = makeTextTask(toks, o.vocabSize, o.context, "random tokens");
+    } else if (o.task == "selective-copy") {
+        task = makeSelectiveCopyTask({o.length, o.dataTokens, o.symbols});
+    } else {
+        throw Error(ErrorCode::InvalidArgument, fmt::format("bench train: unknown task '{}'", o.task), {},
+                    "expected selective-copy or text (random tokens of --vocab-size at --context)");
+    }
+    std::unique_ptr<TrainModel> mp = makeModel(o, task->vocabSize());
+    TrainModel& model = *mp;
     ThreadPool pool(defaultThreads(o.threads));
     TrainOptions to;
     to.steps = steps + 2;
@@ -371,8 +451,8 @@ void runBenchTrain(const TrainCliOptions& o, int64_t steps, bool json)
     const double median = perStep[perStep.size() / 2], best = perStep.front();
     const double tokens = double(o.batch * task->sequenceLength());
     if (json) {
-        nlohmann::ordered_json j = {{"d_model", o.dModel}, {"layers", o.layers}, {"d_state", o.dState},
-                                    {"expand", o.expand}, {"batch", o.batch}, {"sequence_length", task->sequenceLength()},
+        nlohmann::ordered_json j = {{"architecture", model.architecture()}, {"size", model.sizeJson()},
+                                    {"task", task->name()}, {"batch", o.batch}, {"sequence_length", task->sequenceLength()},
                                     {"threads", pool.threads()}, {"steps", steps},
                                     {"parameters", model.params().numel()},
                                     {"median_step_seconds", median}, {"min_step_seconds", best},
@@ -380,20 +460,37 @@ void runBenchTrain(const TrainCliOptions& o, int64_t steps, bool json)
                                     {"best_tokens_per_second", tokens / best}};
         fmt::print("{}\n", j.dump(2));
     } else {
-        fmt::print("training step (forward + backward + AdamW), Mamba d_model {} × {} layers, d_state {}, {} params\n"
-                   "batch {} × {} tokens, {} threads, {} timed steps\n"
+        fmt::print("training step (forward + backward + AdamW), {} {}, {} params\n"
+                   "{}: batch {} × {} tokens, {} threads, {} timed steps\n"
                    "median {:.1f} ms/step = {:.0f} tokens/s (best {:.0f} tokens/s)\n",
-                   o.dModel, o.layers, o.dState, model.params().numel(), o.batch, task->sequenceLength(),
+                   model.architecture(), model.sizeJson().dump(), model.params().numel(), task->name(), o.batch,
+                   task->sequenceLength(),
                    pool.threads(), steps, median * 1e3, tokens / median, tokens / best);
     }
 }
 
 void addModelOptions(CLI::App* cmd, TrainCliOptions& o)
 {
+    cmd->add_option("--arch", o.arch, "Architecture: mamba | llama | mixtral | jamba")->capture_default_str();
     cmd->add_option("--d-model", o.dModel, "Model width")->capture_default_str();
-    cmd->add_option("--layers", o.layers, "Number of Mamba layers")->capture_default_str();
-    cmd->add_option("--d-state", o.dState, "SSM state size N")->capture_default_str();
-    cmd->add_option("--expand", o.expand, "d_inner = expand × d_model")->capture_default_str();
+    cmd->add_option("--layers", o.layers, "Number of layers")->capture_default_str();
+    cmd->add_option("--d-state", o.dState, "mamba, jamba: SSM state size N")->capture_default_str();
+    cmd->add_option("--expand", o.expand, "mamba, jamba: d_inner = expand × d_model")->capture_default_str();
+    cmd->add_option("--heads", o.heads, "llama, mixtral, jamba: attention heads")->capture_default_str();
+    cmd->add_option("--kv-heads", o.kvHeads, "Key/value heads (grouped-query attention; 0: --heads)")
+        ->capture_default_str();
+    cmd->add_option("--intermediate", o.intermediate, "SwiGLU / expert width (0: 8/3 × d_model, rounded up to 8)")
+        ->capture_default_str();
+    cmd->add_option("--experts", o.experts, "mixtral, jamba: experts per MoE layer")->capture_default_str();
+    cmd->add_option("--top-k", o.topK, "mixtral, jamba: experts per token")->capture_default_str();
+    cmd->add_option("--aux-loss-coef", o.auxLossCoef, "mixtral, jamba: router_aux_loss_coef (load balancing)")
+        ->capture_default_str();
+    cmd->add_option("--attn-period", o.attnPeriod, "jamba: attention at layer i when i % period == offset")
+        ->capture_default_str();
+    cmd->add_option("--attn-offset", o.attnOffset, "jamba: see --attn-period")->capture_default_str();
+    cmd->add_option("--expert-period", o.expertPeriod, "jamba: MoE at layer i when i % period == offset")
+        ->capture_default_str();
+    cmd->add_option("--expert-offset", o.expertOffset, "jamba: see --expert-period")->capture_default_str();
     cmd->add_option("--length", o.length, "Task: positions before the marker / random symbols")->capture_default_str();
     cmd->add_option("--data-tokens", o.dataTokens, "selective-copy: symbols to copy")->capture_default_str();
     cmd->add_option("--symbols", o.symbols, "Task: distinct symbols")->capture_default_str();
@@ -408,7 +505,6 @@ void addTrainCommands(CLI::App& app)
 {
     auto o = std::make_shared<TrainCliOptions>();
     auto* cmd = app.add_subcommand("train", "Train a model from scratch on a synthetic task or a text file");
-    cmd->add_option("--arch", o->arch, "Architecture (mamba)")->capture_default_str();
     cmd->add_option("--task", o->task, "selective-copy | induction | text")->capture_default_str();
     cmd->add_option("--data", o->data,
                     "--task text: a text file, or a corpus folder (one subfolder per domain with train.txt and "
@@ -440,6 +536,10 @@ void addTrainCommands(CLI::App& app)
     auto json = std::make_shared<bool>(false);
     auto* bt = bench->add_subcommand("train", "Time training steps (forward, backward, AdamW) in tokens/s");
     addModelOptions(bt, *bo);
+    bt->add_option("--task", bo->task, "selective-copy | text (random tokens of --vocab-size, --context long)")
+        ->capture_default_str();
+    bt->add_option("--context", bo->context, "text: tokens per sequence")->capture_default_str();
+    bt->add_option("--vocab-size", bo->vocabSize, "text: vocabulary")->capture_default_str();
     bt->add_option("--steps", *steps, "Timed steps (after 2 warm-up steps)")->capture_default_str();
     bt->add_flag("--json", *json, "Print JSON");
     bt->callback([bo, steps, json] { runBenchTrain(*bo, *steps, *json); });

@@ -45,27 +45,6 @@ nlohmann::ordered_json MambaTrainConfig::toHfConfig() const
     };
 }
 
-int ParamStore::add(const std::string& name, const Shape& shape, bool decay)
-{
-    ARCHLENS_ASSERT(!m_index.count(name), "parameter {} added twice", name);
-    ParamInfo p;
-    p.name = name;
-    p.shape = shape;
-    p.offset = int64_t(m_values.size());
-    p.numel = shapeNumel(shape);
-    p.decay = decay;
-    m_values.resize(m_values.size() + size_t(p.numel), 0.0f);
-    m_params.push_back(p);
-    m_index[name] = int(m_params.size()) - 1;
-    return int(m_params.size()) - 1;
-}
-
-int ParamStore::find(const std::string& name) const
-{
-    auto it = m_index.find(name);
-    return it == m_index.end() ? -1 : it->second;
-}
-
 // ---------------------------------------------------------------- construction
 
 MambaTrainModel::MambaTrainModel(MambaTrainConfig cfg)
@@ -155,6 +134,12 @@ MambaTrainModel MambaTrainModel::load(const fs::path& dir)
         std::copy(t.f32(), t.f32() + t.numel(), m.m_params.data(i));
     }
     return m;
+}
+
+nlohmann::ordered_json MambaTrainModel::sizeJson() const
+{
+    return {{"d_model", m_cfg.D}, {"layers", m_cfg.layers}, {"d_state", m_cfg.N}, {"d_inner", m_cfg.E},
+            {"vocab_size", m_cfg.V}};
 }
 
 std::vector<std::pair<std::string, Tensor>> MambaTrainModel::baseTensors() const

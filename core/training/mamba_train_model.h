@@ -23,6 +23,7 @@
 #include "base/thread_pool.h"
 #include "models/mamba_init.h"
 #include "tensor/tensor.h"
+#include "training/train_model.h"
 
 namespace archlens::train {
 
@@ -31,54 +32,6 @@ struct MambaTrainConfig {
     double eps = 1e-5;
     bool tied = true;
     nlohmann::ordered_json toHfConfig() const;
-};
-
-struct ParamInfo {
-    std::string name; // Hugging Face / PEFT name
-    Shape shape;      // as stored in the checkpoint
-    int64_t offset = 0, numel = 0;
-    bool trainable = true;
-    bool decay = true; // AdamW weight decay applies (matrices; not norms, biases, A_log, D)
-};
-
-class ParamStore {
-public:
-    int add(const std::string& name, const Shape& shape, bool decay);
-    int find(const std::string& name) const; // −1 when absent
-    const ParamInfo& info(int i) const { return m_params[size_t(i)]; }
-    ParamInfo& info(int i) { return m_params[size_t(i)]; }
-    int count() const { return int(m_params.size()); }
-    int64_t numel() const { return int64_t(m_values.size()); }
-    float* data(int i) { return m_values.data() + m_params[size_t(i)].offset; }
-    const float* data(int i) const { return m_values.data() + m_params[size_t(i)].offset; }
-    std::vector<float>& values() { return m_values; }
-    const std::vector<float>& values() const { return m_values; }
-    // Owned F32 copies of the named parameters accepted by `keep`.
-    template<class F> std::vector<std::pair<std::string, Tensor>> tensors(F keep) const
-    {
-        std::vector<std::pair<std::string, Tensor>> out;
-        for (const auto& p : m_params)
-            if (keep(p)) {
-                Tensor t = Tensor::empty(p.shape);
-                std::copy(m_values.begin() + p.offset, m_values.begin() + p.offset + p.numel, t.f32());
-                out.emplace_back(p.name, t);
-            }
-        return out;
-    }
-
-private:
-    std::vector<ParamInfo> m_params;
-    std::vector<float> m_values;
-    std::map<std::string, int> m_index;
-};
-
-struct BatchStats {
-    double lossSum = 0;       // summed cross-entropy over counted positions
-    int64_t counted = 0;      // positions with a target
-    int64_t correct = 0;      // counted positions whose argmax is the target
-    int64_t sequences = 0;
-    int64_t exactSequences = 0; // sequences whose counted positions are all correct
-    double meanLoss() const { return counted ? lossSum / double(counted) : 0.0; }
 };
 
 struct LoraOptions {
@@ -101,7 +54,7 @@ struct LoraCoverage {
     std::vector<std::string> peftRefused; // entries PEFT refuses for Mamba (out_proj, conv1d)
 };
 
-class MambaTrainModel {
+class MambaTrainModel : public TrainModel {
 public:
     explicit MambaTrainModel(MambaTrainConfig cfg); // parameters zero
     // Mamba's initialisation (makeRandomMamba), the same numbers writeRandomMamba writes.
@@ -110,16 +63,19 @@ public:
     static MambaTrainModel load(const std::filesystem::path& dir);
 
     const MambaTrainConfig& config() const { return m_cfg; }
-    ParamStore& params() { return m_params; }
-    const ParamStore& params() const { return m_params; }
+    ParamStore& params() override { return m_params; }
+    const ParamStore& params() const override { return m_params; }
+    std::string architecture() const override { return "MambaForCausalLM"; }
+    int64_t vocabSize() const override { return m_cfg.V; }
+    nlohmann::ordered_json sizeJson() const override;
 
     // B sequences of T tokens (row-major (B, T)); targets (B, T), < 0 = ignored. Loss is the
     // mean over counted positions of the whole batch; when grads is non-null (numel() floats)
     // its gradient is ACCUMULATED into grads (trainable parameters only).
     BatchStats lossAndGrad(const int32_t* ids, const int32_t* targets, int64_t B, int64_t T, float* grads,
-                           ThreadPool* pool) const;
+                           ThreadPool* pool) const override;
     // Logits (T, V) of one sequence.
-    std::vector<float> logits(const int32_t* ids, int64_t T) const;
+    std::vector<float> logits(const int32_t* ids, int64_t T) const override;
     // The same, calling `tap` per layer with the scan's inputs: Δ (T, E) and B, C (T, N each,
     // rows `ldBC` floats apart).
     using ScanTap = std::function<void(int64_t layer, int64_t T, const float* delta, const float* B, const float* C,
@@ -127,7 +83,8 @@ public:
     std::vector<float> logits(const int32_t* ids, int64_t T, const ScanTap& tap) const;
 
     // config.json + model.safetensors (base weights; LoRA tensors are never written here).
-    void save(const std::filesystem::path& dir, const std::map<std::string, std::string>& metadata = {}) const;
+    void save(const std::filesystem::path& dir,
+              const std::map<std::string, std::string>& metadata = {}) const override;
     std::vector<std::pair<std::string, Tensor>> baseTensors() const;
 
     // ---- LoRA (PEFT) ----
@@ -142,7 +99,7 @@ public:
     double loraScaling() const;
     // adapter_config.json + adapter_model.safetensors with PEFT's key names.
     void saveAdapter(const std::filesystem::path& dir, const std::string& baseModel,
-                     const std::map<std::string, std::string>& metadata = {}) const;
+                     const std::map<std::string, std::string>& metadata = {}) const override;
     // Loads an adapter PEFT (or saveAdapter) wrote; refuses DoRA, rank/alpha patterns, biases.
     void loadAdapter(const std::filesystem::path& dir);
     // W += s·B·A (embeddings: E += s·(B·A)ᵀ; a tied head is untied first so the output layer

@@ -1,7 +1,7 @@
 // Forward and backward of the Llama-style attention and Mixtral-style MoE pieces
 // (model-formats §6, §7), templated on the scalar like train_ops.h so each backward is checked
-// against double-precision finite differences. Second priority of the training work: these
-// ops exist and are checked; no Llama or Mixtral training model is built from them yet.
+// against double-precision finite differences. DecoderTrainModel (decoder_train_model.h) trains
+// Llama, Mixtral and Jamba with them (attention there runs the same maths through Eigen GEMMs).
 // Conventions as in train_ops.h: forward outputs overwritten, gradients accumulated.
 #pragma once
 

@@ -61,7 +61,7 @@ TrainOptions TrainOptions::fromJson(const nlohmann::json& j)
     return o;
 }
 
-EvalResult evaluate(const MambaTrainModel& model, const Task& task, uint64_t seed, int64_t samples, ThreadPool* pool)
+EvalResult evaluate(const TrainModel& model, const Task& task, uint64_t seed, int64_t samples, ThreadPool* pool)
 {
     EvalResult r;
     BatchStats total;
@@ -84,7 +84,7 @@ EvalResult evaluate(const MambaTrainModel& model, const Task& task, uint64_t see
     return r;
 }
 
-Trainer::Trainer(MambaTrainModel& model, const Task& task, TrainOptions opts, fs::path outDir, ThreadPool* pool)
+Trainer::Trainer(TrainModel& model, const Task& task, TrainOptions opts, fs::path outDir, ThreadPool* pool)
     : m_model(model)
     , m_task(task)
     , m_opts(std::move(opts))
@@ -94,10 +94,10 @@ Trainer::Trainer(MambaTrainModel& model, const Task& task, TrainOptions opts, fs
 {
     if (m_opts.steps <= 0 || m_opts.batch <= 0)
         throw Error(ErrorCode::InvalidArgument, "steps and batch must be positive");
-    if (task.vocabSize() > model.config().V)
+    if (task.vocabSize() > model.vocabSize())
         throw Error(ErrorCode::InvalidArgument,
                     fmt::format("the task uses {} token ids but the model has only {} embedding rows",
-                                task.vocabSize(), model.config().V));
+                                task.vocabSize(), model.vocabSize()));
 }
 
 nlohmann::json readTrainerState(const fs::path& dir)
@@ -191,12 +191,16 @@ TrainResult Trainer::run(const std::function<void(const TrainProgress&)>& progre
         pr.loss = lastLoss;
         pr.lr = lr;
         pr.gradNorm = norm;
+        pr.auxLoss = st.auxLoss;
         pr.elapsedSeconds = m_elapsedBefore;
         pr.tokensPerSecond = secs > 0 ? double(tokens) / secs : 0;
         const double perStep = secs / double(m_step - startStep);
         pr.etaSeconds = perStep * double(m_opts.steps - m_step);
-        if (m_step % 10 == 0 || m_step == m_opts.steps)
+        if (m_step % 10 == 0 || m_step == m_opts.steps) {
             m_history.push_back({{"step", m_step}, {"loss", lastLoss}, {"lr", lr}});
+            if (st.auxLoss > 0) // MoE: the load-balancing loss (X·Σ f·P; top-k when perfectly balanced)
+                m_history.back()["aux_loss"] = st.auxLoss;
+        }
         const bool doEval = m_opts.evalEvery > 0 && (m_step % m_opts.evalEvery == 0 || m_step == m_opts.steps);
         if (doEval) {
             res.lastEval = evaluate(m_model, m_task, m_opts.seed + 1000003, m_opts.evalSamples, m_pool);

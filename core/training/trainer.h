@@ -17,7 +17,9 @@
 #include <nlohmann/json.hpp>
 
 #include "base/thread_pool.h"
+#include "training/decoder_train_model.h"
 #include "training/mamba_train_model.h"
+#include "training/train_model.h"
 #include "training/optimizer.h"
 #include "training/tasks.h"
 
@@ -45,6 +47,7 @@ struct TrainProgress {
     double tokensPerSecond = 0, elapsedSeconds = 0, etaSeconds = 0;
     bool evaluated = false;
     double evalAccuracy = 0, evalLoss = 0;
+    double auxLoss = 0; // MoE: the batch's load-balancing loss (unscaled; 0 for other models)
 };
 
 struct EvalResult {
@@ -55,7 +58,7 @@ struct EvalResult {
 };
 
 // `samples` fresh sequences drawn from `seed` (held-out split for text).
-EvalResult evaluate(const MambaTrainModel& model, const Task& task, uint64_t seed, int64_t samples, ThreadPool* pool);
+EvalResult evaluate(const TrainModel& model, const Task& task, uint64_t seed, int64_t samples, ThreadPool* pool);
 
 struct TrainResult {
     int64_t step = 0;
@@ -66,7 +69,7 @@ struct TrainResult {
 
 class Trainer {
 public:
-    Trainer(MambaTrainModel& model, const Task& task, TrainOptions opts, std::filesystem::path outDir,
+    Trainer(TrainModel& model, const Task& task, TrainOptions opts, std::filesystem::path outDir,
             ThreadPool* pool);
     // Loads optimizer.safetensors and trainer_state.json from dir (the model itself must have
     // been loaded from the same folder); returns the step to continue from.
@@ -78,7 +81,7 @@ public:
     const TrainOptions& options() const { return m_opts; }
 
 private:
-    MambaTrainModel& m_model;
+    TrainModel& m_model;
     const Task& m_task;
     TrainOptions m_opts;
     std::filesystem::path m_out;

@@ -15,6 +15,9 @@ no peft). Writes into data/training/:
                    embedding, as PEFT's unmerged model does), an independent route from the
                    C++ unmerged forward.
 
+Then make_train_goldens_arch.py writes the Llama / Mixtral / Jamba cases (llama_grad/, mixtral_grad/,
+jamba_grad/: loss with the MoE load-balancing term and every parameter's gradient).
+
 Run with Debian's python3-torch: /usr/bin/python3 tests/reference/make_train_goldens.py
 """
 
@@ -29,6 +32,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import make_train_goldens_arch  # noqa: E402
 import mamba_ref as ref  # noqa: E402
 from safetensors_io import write_safetensors  # noqa: E402
 
@@ -155,6 +159,7 @@ def main():
     lora_golden(gen, w, "lora", r=3, alpha=6.0, rslora=False)
     lora_golden(gen, w, "lora_rslora", r=4, alpha=3.0, rslora=True)
     print("wrote", OUT)
+    make_train_goldens_arch.main()
 
 
 if __name__ == "__main__":

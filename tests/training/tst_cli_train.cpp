@@ -163,3 +163,47 @@ TEST(CliTrain, BenchTrainReportsTokensPerSecond)
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_GT(j["tokens_per_second"].get<double>(), 0);
 }
+
+// Every architecture trains from the command line, writes a checkpoint whose config names it,
+// evaluates and resumes (the model class comes from config.json's architectures).
+TEST(CliTrain, AttentionArchitecturesTrainEvalAndResume)
+{
+    test::TempDir dir;
+    for (const std::string arch : {"llama", "mixtral", "jamba"}) {
+        SCOPED_TRACE(arch);
+        const fs::path out = dir.path() / arch;
+        std::vector<std::string> a = {"train", "--arch", arch, "--heads", "2", "--kv-heads", "1", "--intermediate", "24",
+                                      "--experts", "3", "--top-k", "2", "--aux-loss-coef", "0.01", "--attn-period", "2",
+                                      "--attn-offset", "1", "--expert-period", "2", "--expert-offset", "0"};
+        a.insert(a.end(), kTiny.begin(), kTiny.end());
+        a.insert(a.end(), {"--steps", "6", "--checkpoint-every", "3", "--out", out.string()});
+        const CliResult r = cli(a);
+        ASSERT_EQ(r.rc, 0) << r.err;
+        const auto cfg = nlohmann::json::parse(slurp(out / "config.json"));
+        const std::string want = arch == "llama" ? "LlamaForCausalLM"
+                                 : arch == "mixtral" ? "MixtralForCausalLM"
+                                                     : "JambaForCausalLM";
+        EXPECT_EQ(cfg["architectures"][0], want);
+        const auto card = nlohmann::json::parse(slurp(out / "archlens_card.json"));
+        EXPECT_EQ(card["architecture"], want);
+        EXPECT_NE(card["command"].get<std::string>().find("--arch " + arch), std::string::npos);
+        if (arch != "llama") {
+            EXPECT_EQ(cfg["num_experts_per_tok"], 2);
+            EXPECT_EQ(cfg["router_aux_loss_coef"], 0.01);
+        }
+        const CliResult e = cli({"eval", "--model", out.string(), "--seed", "3", "--samples", "20", "--json"});
+        ASSERT_EQ(e.rc, 0) << e.err;
+        EXPECT_EQ(nlohmann::json::parse(e.out)["samples"], 20);
+        const CliResult res = cli({"train", "--resume", out.string(), "--steps", "8"});
+        ASSERT_EQ(res.rc, 0) << res.err;
+        EXPECT_EQ(nlohmann::json::parse(slurp(out / "trainer_state.json"))["step"], 8);
+        EXPECT_NE(res.err.find("resuming"), std::string::npos) << res.err;
+        const CliResult b = cli({"bench", "train", "--arch", arch, "--d-model", "16", "--layers", "2", "--heads", "2",
+                                 "--experts", "3", "--d-state", "4", "--task", "text", "--context", "16",
+                                 "--vocab-size", "50", "--batch", "2", "--steps", "2", "--json"});
+        ASSERT_EQ(b.rc, 0) << b.err;
+        const auto bj = nlohmann::json::parse(b.out);
+        EXPECT_EQ(bj["architecture"], want);
+        EXPECT_GT(bj["tokens_per_second"].get<double>(), 0);
+    }
+}
