@@ -111,7 +111,7 @@ int main(int argc, char** argv)
                 d->raise();
                 if (!d->setMode(parser.value(compareView)))
                     qWarning("--compare-view %s: use delta, state-norm or attention", qPrintable(parser.value(compareView)));
-                window.resizeDocks({d}, {int(window.width() * 0.62)}, Qt::Horizontal);
+                window.resizeDocks({d}, {int(window.height() * 0.62)}, Qt::Vertical);
             }
         if (parser.isSet(raise))
             if (auto* d = window.findChild<QDockWidget*>(parser.value(raise))) {

@@ -66,7 +66,11 @@ CompareDock::CompareDock(SessionController* a, SessionController* b, Selection* 
         if (!dir.isEmpty())
             m_b->openModel(dir, m_backend ? m_backend() : QStringLiteral("auto"));
     });
-    connect(m_mode, &QComboBox::currentIndexChanged, this, [this] { rebuild(); });
+    connect(m_mode, &QComboBox::currentIndexChanged, this, [this] {
+        rebuild();
+        if (mode() == QLatin1String("attention"))
+            raise(); // in front of the docks it is tabbed with
+    });
     connect(m_layerB, qOverload<int>(&QSpinBox::valueChanged), this, [this] { rebuild(); });
     connect(m_b, &SessionController::modelLoaded, this, [this](const ModelSummary& s) {
         m_label->setText(tr("Session B: <b>%1</b> (%2). Run runs both sessions on the same prompt.").arg(s.name, s.architecture));

@@ -4,6 +4,7 @@
 #include <QMainWindow>
 #include <QSettings>
 #include <QSplitter>
+#include <QTimer>
 
 #include <algorithm>
 
@@ -31,7 +32,14 @@ LayoutController::LayoutController(QMainWindow* window, TraceModel* model, MoePa
     , m_model(model)
     , m_panel(panel)
 {
+    m_hidState = QSettings().value(QStringLiteral("layout/stateHidden"), false).toBool();
     connect(model, &TraceModel::cleared, this, [this] { arrangeFor(m_model->meta(), false); });
+}
+
+void LayoutController::setHidState(bool hid)
+{
+    m_hidState = hid;
+    QSettings().setValue(QStringLiteral("layout/stateHidden"), hid);
 }
 
 void LayoutController::captureDefault() { m_default = m_win->saveState(); }
@@ -44,6 +52,28 @@ void LayoutController::arrangeFor(const RunMeta& meta, bool force)
     m_arrangedFor = meta.modelPath;
     auto* moe = m_win->findChild<QDockWidget*>(QStringLiteral("dock.moe"));
     auto* scan = m_win->findChild<QDockWidget*>(QStringLiteral("dock.B"));
+    auto* state = m_win->findChild<QDockWidget*>(QStringLiteral("dock.state"));
+    const bool hasScan = kind == ModelKind::Mamba || kind == ModelKind::Hybrid;
+    // the state h dock has nothing to show without Mamba layers: out of the way, back for a Mamba model
+    // (remembered across runs: a saved layout from a Transformer session must not lose it for good)
+    if (state && !hasScan && state->isVisible()) {
+        state->hide();
+        setHidState(true);
+    } else if (state && hasScan && m_hidState) {
+        state->show();
+        setHidState(false);
+    }
+    // the centre's Δ panel likewise: folded away (the token strip stays), unfolded for Mamba
+    if (auto* split = m_win->findChild<QSplitter*>(QStringLiteral("splitter.center")); split && split->count() > 1) {
+        const QList<int> sizes = split->sizes();
+        if (!hasScan && sizes.value(1) > 0) {
+            split->setSizes({sizes.value(0) + sizes.value(1), 0});
+            m_foldedDelta = true;
+        } else if (hasScan && m_foldedDelta) {
+            split->setSizes({170, 430});
+            m_foldedDelta = false;
+        }
+    }
     switch (kind) {
     case ModelKind::Transformer:
     case ModelKind::MixtureOfExperts:
@@ -52,6 +82,8 @@ void LayoutController::arrangeFor(const RunMeta& meta, bool force)
             moe->show();
             moe->raise();
             m_win->resizeDocks({moe}, {int(m_win->height() * 0.62)}, Qt::Vertical);
+            // again once the folded Δ panel has left the centre's minimum size
+            QTimer::singleShot(0, moe, [moe, win = m_win] { win->resizeDocks({moe}, {int(win->height() * 0.62)}, Qt::Vertical); });
         }
         if (m_panel)
             m_panel->showView(kind == ModelKind::Transformer ? QStringLiteral("attention") : QStringLiteral("router"));
@@ -97,6 +129,8 @@ void LayoutController::resetLayout()
 {
     if (!m_default.isEmpty())
         m_win->restoreState(m_default);
+    setHidState(false); // the default shows both
+    m_foldedDelta = false;
     QSettings().remove(QStringLiteral("window/state"));
     if (auto* split = m_win->findChild<QSplitter*>(QStringLiteral("splitter.center")))
         split->setSizes({170, 430});

@@ -5,6 +5,8 @@
 //   * pure Mamba: the scan views (B and the docks tabbed with it), hidden attention in the panel;
 //   * Transformer (attention, no experts): the Routing and attention dock, tall, on Attention;
 //   * mixture of experts without Mamba layers (Mixtral, OLMoE, Qwen2-MoE): that dock on Router;
+//     for both the State h dock and the centre's Δ panel go out of the way (they come back for
+//     the next Mamba model);
 //   * hybrid (Jamba): the scan views stay in front, the panel opens on its layer map.
 // Reset layout restores the default arrangement at once (no restart), gives the centre's Δ panel
 // a usable height again and applies the model's arrangement.
@@ -39,11 +41,14 @@ public:
     void ensureCentreHeight(double share = 0.38);
 
 private:
+    void setHidState(bool hid);
     QMainWindow* m_win;
     TraceModel* m_model;
     MoePanel* m_panel;
     QByteArray m_default;
     QString m_arrangedFor; // the model the docks were last arranged for
+    bool m_hidState = false;    // the state h dock was put away for a model without Mamba layers
+    bool m_foldedDelta = false; // and the centre's Δ panel folded
 };
 
 } // namespace archlens::ui

@@ -38,13 +38,14 @@
 #include <QTreeWidget>
 #include <QVBoxLayout>
 
+#include "compare_dock.h"
 #include "controls/playback_controller.h"
 #include "formats/hf_cache.h"
+#include "layout_controller.h"
 #include "main_window_util.h"
 #include "token_strip.h"
 #include "views/figure_widget.h"
 #include "views/heatmap_figures.h"
-#include "layout_controller.h"
 #include "views/moe_panel.h"
 
 namespace archlens::ui {
@@ -67,12 +68,14 @@ MainWindow::MainWindow(QWidget* parent)
     moePanel->setSession(m_session);
     moeDock->setWidget(moePanel);
     addDockWidget(Qt::BottomDockWidgetArea, moeDock);
-    if (auto* b = findChild<QDockWidget*>("dock.B")) {
+    if (auto* b = findChild<QDockWidget*>("dock.B"))
         tabifyDockWidget(b, moeDock);
-        b->raise(); // the scan views in front; the layout controller brings the panel forward for other models
-    }
     m_viewMenu->addAction(moeDock->toggleViewAction());
-    buildCompareDock(&moePanel->source());
+    buildCompareDock(&moePanel->source()); // tabbed with these: a side-by-side figure needs the width
+    tabifyDockWidget(moeDock, m_compareDock);
+    m_compareDock->hide();
+    if (auto* b = findChild<QDockWidget*>("dock.B"))
+        b->raise(); // the scan views in front; the layout controller brings the panel forward for other models
     m_layout = new LayoutController(this, m_session->model(), moePanel);
     m_layout->captureDefault();
 

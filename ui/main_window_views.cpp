@@ -278,9 +278,8 @@ void MainWindow::buildCompareDock(const MoeSource* srcA)
     m_compareDock = new CompareDock(m_session, m_compare, &m_sel, srcA, this);
     m_compareDock->setProviders([this] { return m_prompt->text(); }, [this] { return m_backend->currentData().toString(); },
                                 [this] { return generationSettings(); });
-    addDockWidget(Qt::RightDockWidgetArea, m_compareDock);
+    addDockWidget(Qt::BottomDockWidgetArea, m_compareDock);
     m_viewMenu->addAction(m_compareDock->toggleViewAction());
-    m_compareDock->hide();
 }
 
 void MainWindow::exportFigures(const QVector<Figure*>& figures)

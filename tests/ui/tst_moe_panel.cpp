@@ -10,6 +10,7 @@
 #include <QDockWidget>
 #include <QFile>
 #include <QImage>
+#include <QSplitter>
 #include <QTabBar>
 #include <QTabWidget>
 #include <QTest>
@@ -371,6 +372,11 @@ void TestMoePanel::layoutFollowsTheArchitectureAndResets()
     QCOMPARE(panel->findChild<QTabWidget*>()->currentWidget(), panel->view("attention"));
     const QString why = w.view("B")->figure()->unavailableReason();
     QVERIFY2(why.contains("no Mamba layers") && !why.contains("Pick a Mamba layer"), qPrintable(why));
+    // the state h dock and the centre's Δ panel, empty for this model, are out of the way
+    auto* centre = w.findChild<QSplitter*>("splitter.center");
+    QVERIFY(centre);
+    QCOMPARE(centre->sizes().value(1), 0);
+    QVERIFY(!w.findChild<QDockWidget*>("dock.state")->isVisible());
 
     // a student drags things around: the Δ panel gets squeezed, the scan views come forward
     auto* moeDock = w.findChild<QDockWidget*>("dock.moe");
@@ -393,6 +399,8 @@ void TestMoePanel::layoutFollowsTheArchitectureAndResets()
     w.runPrompt();
     QVERIFY(done.wait(20000));
     QCOMPARE(frontTab(w), QStringLiteral("B"));
+    QVERIFY(centre->sizes().value(1) > 0); // unfolded again, and state h is back
+    QVERIFY(w.findChild<QDockWidget*>("dock.state")->isVisible());
     w.resizeDocks({w.findChild<QDockWidget*>("dock.B")}, {int(w.height() * 0.85)}, Qt::Vertical);
     QTest::qWait(50);
     reset->trigger();
