@@ -9,6 +9,7 @@
 #include <QTimer>
 
 #include "bench_ui.h"
+#include "compare_dock.h"
 #include "finetune/finetune_page.h"
 #include "main_window.h"
 #include "session/selection.h"
@@ -50,13 +51,17 @@ int main(int argc, char** argv)
                                     "coactivation, attention, hidden-attention, layer-map ...)", "key");
     QCommandLineOption corpus("corpus", "Route this corpus (file or folder) for the expert-load view; give it twice to "
                                         "compare two", "path");
+    QCommandLineOption compareModel("compare-model", "Open this model folder as session B (the compare dock)", "dir");
+    QCommandLineOption compareView("compare-view", "Show the compare dock in this mode: delta, state-norm or attention "
+                                                   "(A's and B's attention side by side; hidden attention for Mamba)",
+                                   "mode");
     QCommandLineOption bench("bench-ui", "Measure playback frame times and event-loop stalls, print them, and quit");
     QCommandLineOption finetune("finetune", "Open the Fine-tune page and fine-tune the model on FILE (text or JSONL); "
                                             "with --screenshot, the shot is taken after the before/after comparison",
                                 "file");
     QCommandLineOption finetuneSteps("finetune-steps", "Steps of the --finetune run (default 100)", "N");
-    parser.addOptions({prompt, screenshot, layer, token, channel, dark, raise, generateN, bench, view, corpus, finetune,
-                       finetuneSteps});
+    parser.addOptions({prompt, screenshot, layer, token, channel, dark, raise, generateN, bench, view, corpus,
+                       compareModel, compareView, finetune, finetuneSteps});
     parser.process(app);
 
     archlens::ui::MainWindow window;
@@ -105,6 +110,14 @@ int main(int argc, char** argv)
             }
             moePanel->showView(parser.value(view));
         }
+        if (parser.isSet(compareView))
+            if (auto* d = window.compareDock()) {
+                d->show();
+                d->raise();
+                if (!d->setMode(parser.value(compareView)))
+                    qWarning("--compare-view %s: use delta, state-norm or attention", qPrintable(parser.value(compareView)));
+                window.resizeDocks({d}, {int(window.height() * 0.62)}, Qt::Vertical);
+            }
         if (parser.isSet(raise))
             if (auto* d = window.findChild<QDockWidget*>(parser.value(raise))) {
                 d->show();
@@ -144,7 +157,8 @@ int main(int argc, char** argv)
             auto* waited = new QElapsedTimer;
             waited->start();
             QObject::connect(poll, &QTimer::timeout, &window, [&window, file, moePanel, poll, waited] {
-                if (waited->elapsed() < 600 || (moePanel && moePanel->isBusy() && waited->elapsed() < 60000))
+                const bool busy = (moePanel && moePanel->isBusy()) || window.compareSession()->isBusy();
+                if (waited->elapsed() < 600 || (busy && waited->elapsed() < 60000))
                     return;
                 poll->stop();
                 delete waited;
@@ -169,6 +183,8 @@ int main(int argc, char** argv)
         // generate uses the spin box's maximum: set through the settings the window reads
         window.setMaxNewTokens(parser.value(generateN).toInt());
     }
+    if (parser.isSet(compareModel))
+        window.compareSession()->openModel(parser.value(compareModel));
     if (target.endsWith(".h5"))
         window.openTrace(target);
     else

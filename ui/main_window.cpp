@@ -29,6 +29,7 @@
 #include <QShortcut>
 #include <QSlider>
 #include <QSpinBox>
+#include <QTimer>
 #include <QSplitter>
 #include <QStandardItemModel>
 #include <QStatusBar>
@@ -37,8 +38,10 @@
 #include <QTreeWidget>
 #include <QVBoxLayout>
 
+#include "compare_dock.h"
 #include "controls/playback_controller.h"
 #include "formats/hf_cache.h"
+#include "layout_controller.h"
 #include "main_window_util.h"
 #include "token_strip.h"
 #include "views/figure_widget.h"
@@ -58,17 +61,23 @@ MainWindow::MainWindow(QWidget* parent)
     buildMenus();
     buildViews();
     buildMemoryDock();
-    buildCompareDock();
     // the mixture-of-experts and attention views (views/moe_panel.h), tabbed with the bottom views
     auto* moeDock = new QDockWidget(tr("Routing and attention"), this);
     moeDock->setObjectName("dock.moe");
-    moeDock->setWidget(new MoePanel(m_session->model(), &m_sel, moeDock));
+    auto* moePanel = new MoePanel(m_session->model(), &m_sel, moeDock);
+    moePanel->setSession(m_session);
+    moeDock->setWidget(moePanel);
     addDockWidget(Qt::BottomDockWidgetArea, moeDock);
-    if (auto* b = findChild<QDockWidget*>("dock.B")) {
+    if (auto* b = findChild<QDockWidget*>("dock.B"))
         tabifyDockWidget(b, moeDock);
-        b->raise(); // the scan views stay in front; the panel raises itself for models without Mamba layers
-    }
     m_viewMenu->addAction(moeDock->toggleViewAction());
+    buildCompareDock(&moePanel->source()); // tabbed with these: a side-by-side figure needs the width
+    tabifyDockWidget(moeDock, m_compareDock);
+    m_compareDock->hide();
+    if (auto* b = findChild<QDockWidget*>("dock.B"))
+        b->raise(); // the scan views in front; the layout controller brings the panel forward for other models
+    m_layout = new LayoutController(this, m_session->model(), moePanel);
+    m_layout->captureDefault();
     buildFinetuneDock();
 
     connect(m_session, &SessionController::modelLoaded, this, &MainWindow::onLoaded);
@@ -93,7 +102,8 @@ MainWindow::MainWindow(QWidget* parent)
 
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
-    restoreState(settings.value("window/state").toByteArray());
+    if (restoreState(settings.value("window/state").toByteArray()))
+        QTimer::singleShot(0, m_layout, [this] { m_layout->ensureCentreHeight(); }); // once laid out
     setAcceptDrops(true);
     rebuildRecentMenu();
     if (m_darkAction->isChecked())

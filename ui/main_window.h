@@ -32,7 +32,10 @@ namespace archlens::ui {
 
 class FinetunePage;
 class Figure;
+class CompareDock;
 class FigureWidget;
+class LayoutController;
+struct MoeSource;
 class PlaybackController;
 class TokenStrip;
 
@@ -58,8 +61,10 @@ public:
     QString lastError() const { return m_lastError; }
     SessionController* session() const { return m_session; }
     SessionController* compareSession() const { return m_compare; }
+    CompareDock* compareDock() const { return m_compareDock; }
     Selection* selection() { return &m_sel; }
     PlaybackController* playback() const { return m_playback; }
+    LayoutController* layout() const { return m_layout; }
     GenerationSettings generationSettings() const;
     // The figure widgets by key ("delta", "B", "C", "gate", "state-norm", "state", "stepper", "channels").
     FigureWidget* view(const QString& key) const { return m_views.value(key); }
@@ -84,7 +89,7 @@ private:
     void buildMenus();
     void buildViews();            // main_window_views.cpp
     void buildMemoryDock();       // main_window_views.cpp
-    void buildCompareDock();      // main_window_views.cpp
+    void buildCompareDock(const MoeSource* srcA); // main_window_views.cpp
     void buildFinetuneDock();     // finetune/main_window_finetune.cpp
     bool confirmCloseFinetune();  // finetune/main_window_finetune.cpp
     void exportFigures(const QVector<Figure*>& figures); // main_window_views.cpp
@@ -108,10 +113,11 @@ private:
     SessionController* m_session = nullptr;
     SessionController* m_compare = nullptr;
     PlaybackController* m_playback = nullptr;
+    LayoutController* m_layout = nullptr;
     QString m_lastError;
     QString m_bundledDir;
     QMap<QString, FigureWidget*> m_views;
-    FigureWidget* m_compareView = nullptr;
+    CompareDock* m_compareDock = nullptr;
     FigureWidget* m_lastFocusedView = nullptr;
     FinetunePage* m_finetune = nullptr;
 

@@ -33,6 +33,8 @@
 #include "formats/hf_cache.h"
 #include "main_window.h"
 #include "main_window_util.h"
+#include "compare_dock.h"
+#include "layout_controller.h"
 #include "views/channel_charts.h"
 #include "views/figure_widget.h"
 #include "views/heatmap_figures.h"
@@ -119,10 +121,9 @@ void MainWindow::buildMenus()
         });
     }
     m_viewMenu->addSeparator();
-    m_viewMenu->addAction(tr("&Reset layout"), this, [this] {
-        QSettings().remove("window/state");
-        QMessageBox::information(this, tr("Reset layout"), tr("The default layout is used the next time ArchLens starts."));
-    });
+    auto* reset = m_viewMenu->addAction(tr("&Reset layout"), this, [this] { m_layout->resetLayout(); });
+    reset->setObjectName("action.resetLayout");
+    reset->setToolTip(tr("The default arrangement of the docks for this model's architecture"));
     m_viewMenu->addSeparator();
 
     auto* help = menuBar()->addMenu(tr("&Help"));
@@ -272,48 +273,13 @@ void MainWindow::buildMemoryDock()
     d->hide();
 }
 
-void MainWindow::buildCompareDock()
+void MainWindow::buildCompareDock(const MoeSource* srcA)
 {
-    auto* box = new QWidget;
-    auto* v = new QVBoxLayout(box);
-    auto* row = new QHBoxLayout;
-    auto* label = new QLabel(tr("Session B: no model. Open one to compare it with session A on the same prompt."));
-    label->setWordWrap(true);
-    auto* open = new QPushButton(tr("Open model…"));
-    auto* quantity = new QComboBox;
-    quantity->addItem(tr("Δ"), int(Quantity::Delta));
-    quantity->addItem(tr("‖h‖"), int(Quantity::StateNorm));
-    row->addWidget(label, 1);
-    row->addWidget(quantity);
-    row->addWidget(open);
-    v->addLayout(row);
-    m_compareView = new FigureWidget(std::make_unique<TokenHeatmapFigure>(m_compare->model(), &m_sel, Quantity::Delta),
-                                     m_compare->model(), &m_sel);
-    m_compareView->setObjectName("view.compare");
-    v->addWidget(m_compareView, 1);
-    connect(open, &QPushButton::clicked, this, [this] {
-        const QString dir = QFileDialog::getExistingDirectory(this, tr("Model for session B"));
-        if (!dir.isEmpty())
-            m_compare->openModel(dir, m_backend->currentData().toString());
-    });
-    connect(quantity, &QComboBox::currentIndexChanged, this, [this, quantity] {
-        m_compareView->setFigure(std::make_unique<TokenHeatmapFigure>(m_compare->model(), &m_sel,
-                                                                      Quantity(quantity->currentData().toInt())));
-    });
-    connect(m_compare, &SessionController::modelLoaded, this, [this, label](const ModelSummary& s) {
-        label->setText(tr("Session B: <b>%1</b> (%2). Run runs both sessions on the same prompt.").arg(s.name, s.architecture));
-        if (!m_session->model()->meta().prompt.isEmpty() || !m_prompt->text().isEmpty())
-            m_compare->run(m_prompt->text(), true, generationSettings());
-    });
-    connect(m_compare, &SessionController::failed, this, [label](const QString& what, const QString& msg) {
-        label->setText(QObject::tr("Session B: %1: %2").arg(what, msg));
-    });
-    auto* d = new QDockWidget(tr("Compare (session B)"), this);
-    d->setObjectName("dock.compare");
-    d->setWidget(box);
-    addDockWidget(Qt::RightDockWidgetArea, d);
-    m_viewMenu->addAction(d->toggleViewAction());
-    d->hide();
+    m_compareDock = new CompareDock(m_session, m_compare, &m_sel, srcA, this);
+    m_compareDock->setProviders([this] { return m_prompt->text(); }, [this] { return m_backend->currentData().toString(); },
+                                [this] { return generationSettings(); });
+    addDockWidget(Qt::BottomDockWidgetArea, m_compareDock);
+    m_viewMenu->addAction(m_compareDock->toggleViewAction());
 }
 
 void MainWindow::exportFigures(const QVector<Figure*>& figures)

@@ -318,24 +318,9 @@ void runMoeFigure(const FigureRequest& req, const MoeFigureOptions& opts)
                         "model); or give --prompt");
         runModel(other, opts.compareModel, req, req.hasTokens ? opts.compareTokens : std::string());
         // the other side: its attention if it has attention layers, else its hidden attention
-        std::unique_ptr<Figure> right;
-        const auto attn = other.src.routing.attentionLayers();
-        int layer = opts.compareLayer;
-        if (!attn.empty() && (layer < 0 || other.src.routing.attention(layer))) {
-            if (layer < 0)
-                layer = attn.front();
-            auto a = std::make_unique<AttentionFigure>(&other.data, nullptr, &other.src);
-            a->setHead(opts.head);
-            right = std::move(a);
-        } else {
-            if (layer < 0)
-                for (int l = 0; l < other.data.layerCount() && layer < 0; ++l)
-                    if (other.data.isMambaLayer(l))
-                        layer = l;
-            auto h = std::make_unique<HiddenAttentionFigure>(&other.data, nullptr, &other.src);
-            right = std::move(h);
-        }
-        right->setFixedLayer(std::max(layer, 0));
+        std::unique_ptr<Figure> right = makeAttentionSide(&other.data, nullptr, &other.src, opts.compareLayer, opts.head);
+        if (!right)
+            throw Error(ErrorCode::InvalidArgument, "--compare-model: the model has neither attention nor Mamba layers");
         right->setFixedToken(other.data.tokenCount() - 1);
         if (const QString why = right->unavailableReason(); !why.isEmpty())
             throw Error(ErrorCode::InvalidArgument, "--compare-model: " + why.toStdString());

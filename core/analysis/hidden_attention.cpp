@@ -67,7 +67,8 @@ std::vector<double> hiddenAttention(const ScanInputs& in, int64_t channel, Atten
     return out;
 }
 
-std::vector<double> hiddenAttentionMean(const ScanInputs& in, std::span<const int64_t> channels, AttentionWindow w)
+std::vector<double> hiddenAttentionMean(const ScanInputs& in, std::span<const int64_t> channels, AttentionWindow w,
+                                        const std::atomic<bool>* cancel)
 {
     check(in, w);
     std::vector<int64_t> cs(channels.begin(), channels.end());
@@ -78,8 +79,11 @@ std::vector<double> hiddenAttentionMean(const ScanInputs& in, std::span<const in
         if (c < 0 || c >= in.E)
             throw makeError(ErrorCode::InvalidArgument, "channel {} does not exist (the layer has 0..{})", c, in.E - 1);
     std::vector<double> out(size_t(w.size() * w.size()), 0.0);
-    for (int64_t c : cs)
+    for (int64_t c : cs) {
+        if (cancel && cancel->load(std::memory_order_relaxed))
+            return {};
         accumulate(in, c, w, 1.0 / double(cs.size()), out);
+    }
     return out;
 }
 

@@ -12,6 +12,7 @@
 // not approximated). Callers cap W (kDefaultHiddenAttentionCap) and say so.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -42,8 +43,10 @@ AttentionWindow hiddenAttentionWindow(int64_t upTo, int64_t cap = kDefaultHidden
 // Error(InvalidArgument) for a channel or window outside the inputs.
 std::vector<double> hiddenAttention(const ScanInputs& in, int64_t channel, AttentionWindow w);
 
-// The mean of the raw α_c over `channels` (empty: every channel), (W, W).
-std::vector<double> hiddenAttentionMean(const ScanInputs& in, std::span<const int64_t> channels, AttentionWindow w);
+// The mean of the raw α_c over `channels` (empty: every channel), (W, W). *cancel is checked
+// between channels: once set, the result is empty (the GUI's worker drops stale requests).
+std::vector<double> hiddenAttentionMean(const ScanInputs& in, std::span<const int64_t> channels, AttentionWindow w,
+                                        const std::atomic<bool>* cancel = nullptr);
 
 // Each row divided by its Σ_s |α[t, s]| (rows of zeros stay zero): what the view draws, so every
 // query token's row reads as shares of its total influence.

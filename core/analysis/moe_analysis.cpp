@@ -182,6 +182,33 @@ void RoutingRecorder::record(int layer, Probe p, int64_t tokenBegin, const Tenso
     ++m_version;
 }
 
+void RoutingRecorder::dropTokens(int64_t end)
+{
+    end = std::max<int64_t>(end, 0);
+    std::lock_guard lock(m_mutex);
+    for (auto& [layer, r] : m_data.moe) {
+        const auto rows = [end](std::vector<float>& v, int64_t w) {
+            if (w > 0 && int64_t(v.size()) > end * w)
+                v.resize(size_t(end * w));
+        };
+        rows(r.probs, r.experts);
+        rows(r.weights, r.topK);
+        rows(r.entropy, 1);
+        rows(r.sharedGate, 1);
+        if (r.topK > 0 && int64_t(r.topk.size()) > end * r.topK)
+            r.topk.resize(size_t(end * r.topK));
+    }
+    for (auto& [layer, a] : m_data.attn) {
+        // rows past `end` are zeroed so a later decoding step finds them as a fresh matrix would
+        for (int64_t h = 0; h < a.heads; ++h)
+            for (int64_t q = end; q < a.tokens; ++q)
+                std::fill_n(a.weights.begin() + (h * a.stride + q) * a.stride, a.stride, 0.f);
+        a.tokens = std::min(a.tokens, end);
+    }
+    m_data.promptLength = std::min(m_data.promptLength, end);
+    ++m_version;
+}
+
 RoutingData RoutingRecorder::snapshot() const
 {
     std::lock_guard lock(m_mutex);

@@ -71,6 +71,7 @@ public:
     void setPromptLength(int64_t n);
     bool wants(int layer, Probe p) const override;
     void record(int layer, Probe p, int64_t tokenBegin, const Tensor& value) override;
+    void dropTokens(int64_t end); // rows at tokens >= end go (a rewound session)
     RoutingData snapshot() const;
     uint64_t version() const { return m_version.load(); }
 

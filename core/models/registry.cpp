@@ -1,6 +1,7 @@
 #include "models/registry.h"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 
 #include <fmt/ranges.h>
@@ -74,6 +75,12 @@ ModelInfo describeModel(const fs::path& dir)
     return factory.describe(config, Checkpoint::open(dir));
 }
 
+namespace {
+std::atomic<uint64_t> g_modelsLoaded{0};
+}
+
+uint64_t modelsLoaded() { return g_modelsLoaded.load(); }
+
 std::unique_ptr<Model> loadModel(const fs::path& dir, std::shared_ptr<Backend> backend)
 {
     HfConfig config = loadConfigChecked(dir);
@@ -81,7 +88,9 @@ std::unique_ptr<Model> loadModel(const fs::path& dir, std::shared_ptr<Backend> b
     Checkpoint ckpt = Checkpoint::open(dir);
     // Headers first: a model the device cannot hold is refused before anything is allocated.
     checkFitsMemory(factory.describe(config, ckpt), *backend);
-    return factory.create(config, ckpt, std::move(backend));
+    auto model = factory.create(config, ckpt, std::move(backend));
+    ++g_modelsLoaded;
+    return model;
 }
 
 uint64_t memoryNeeded(const ModelInfo& info)

@@ -30,6 +30,10 @@ const std::vector<ModelFactory>& modelFactories();
 // Finds the factory for a config or throws Error(Unsupported) naming what it found.
 const ModelFactory& findModelFactory(const HfConfig& config);
 
+// How many models loadModel() has built in this process (tests check that a window keeps one
+// model per session, not a second copy for a side panel).
+uint64_t modelsLoaded();
+
 // Defined by each architecture file.
 ModelFactory mambaFactory();
 ModelFactory llamaFactory();

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "analysis/moe_analysis.h"
+
 namespace archlens {
 
 namespace {
@@ -109,7 +111,9 @@ void RunSession::runSegment(int64_t end, ForwardMode mode)
     window.tokens = {begin, end};
     m_store->beginTokens(window);
     const bool allLogits = m_store->selection().topK > 0;
-    Tensor logits = m_model.forward(ids, *m_state, m_store.get(), mode, allLogits); // (T or 1, V)
+    analysis::TeeSink tee(m_store.get(), m_tap);
+    ProbeSink* sink = m_tap ? static_cast<ProbeSink*>(&tee) : m_store.get();
+    Tensor logits = m_model.forward(ids, *m_state, sink, mode, allLogits); // (T or 1, V)
     m_store->finishTokens(begin, ids, &logits);
     m_lastLogits = lastRow(logits);
     noteSegment(begin, end, mode);
@@ -357,6 +361,8 @@ void RunSession::rewind(int64_t t)
     }
     m_store->setReservedBytes(m_checkpointBytes);
     m_store->truncate(keepFramesBelow);
+    if (m_tapDrop)
+        m_tapDrop(t + 1);
     m_tokens.resize(size_t(t + 1));
     m_promptLength = std::min(m_promptLength, t + 1);
     m_state = std::move(r.state);

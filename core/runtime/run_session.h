@@ -142,6 +142,20 @@ public:
     bool replayAll(ProbeSink* sink, const CallFn& onCall, const std::function<void(RunProgress)>& progress = {},
                    const std::atomic<bool>* cancel = nullptr);
 
+    // A second consumer of the live run's probes beside the store, e.g. the GUI's routing
+    // recorder (analysis::RoutingRecorder): it sees every forward call of the live run exactly
+    // once (prefill, step, generate, and the prefill a jumpTo past the computed range does), and
+    // never a replay (scrubbing, recompute, stateAfter, replayAll), so what it keeps per token
+    // is the live run's value and is written once; rewind(t) calls dropTokens(t + 1) so it can
+    // forget the tokens that went. The tap is not owned and must outlive the session or be
+    // unset (nullptr) first; it is called on the session's thread.
+    void setTap(ProbeSink* tap, std::function<void(int64_t end)> dropTokens = {})
+    {
+        m_tap = tap;
+        m_tapDrop = std::move(dropTokens);
+    }
+    ProbeSink* tap() const { return m_tap; }
+
     // Checkpoints: positions p (a checkpoint holds the state after tokens [0, p)).
     std::vector<int64_t> checkpointPositions() const;
     const ModelState* checkpoint(int64_t position) const; // null when none at exactly p
@@ -181,6 +195,8 @@ private:
     std::vector<Segment> m_segments;
     std::map<int64_t, std::unique_ptr<ModelState>> m_checkpoints;
     uint64_t m_checkpointBytes = 0;
+    ProbeSink* m_tap = nullptr;
+    std::function<void(int64_t)> m_tapDrop;
 };
 
 } // namespace archlens

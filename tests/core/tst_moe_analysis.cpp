@@ -154,6 +154,51 @@ TEST(MoeAnalysis, AttentionWeightsGrowOverDecodingSteps)
     }
 }
 
+// A rewound session drops the recorder's rows past the kept tokens; running the same tokens again
+// gives back what a recorder that never went past them holds.
+TEST(MoeAnalysis, DroppedTokensGoAndRegrowTheSame)
+{
+    auto model = loadModel(test::referenceCase("mixtral"), std::shared_ptr<Backend>(makeCpuReferenceBackend()));
+    const std::vector<int32_t> ids = {1, 5, 9, 3, 7, 2}, other = {8, 4};
+    RoutingRecorder rec(true), ref(true);
+    rec.reset({}, {}, 4);
+    auto s1 = model->newState();
+    model->forward(std::span(ids).first(4), *s1, &rec, ForwardMode::Chunk, false);
+    auto kept = model->newState();
+    model->forward(std::span(ids).first(4), *kept, nullptr, ForwardMode::Chunk, false);
+    model->forward(std::span(ids).subspan(4, 2), *s1, &rec, ForwardMode::Recurrent, false);
+    ASSERT_EQ(rec.snapshot().tokens(), 6);
+    rec.dropTokens(4);
+    const RoutingData d = rec.snapshot();
+    EXPECT_EQ(d.tokens(), 4);
+    EXPECT_EQ(d.promptLength, 4);
+    for (int l : d.moeLayers()) {
+        const LayerRouting& r = *d.routing(l);
+        EXPECT_EQ(r.probs.size(), size_t(4 * r.experts));
+        EXPECT_EQ(r.topk.size(), size_t(4 * r.topK));
+        EXPECT_EQ(r.weights.size(), size_t(4 * r.topK));
+        EXPECT_EQ(r.entropy.size(), size_t(4));
+    }
+    for (int l : d.attentionLayers())
+        EXPECT_EQ(d.attention(l)->tokens, 4);
+    // other tokens after the rewind: the same as a recorder that saw only those
+    model->forward(other, *kept, &rec, ForwardMode::Recurrent, false);
+    auto s2 = model->newState();
+    model->forward(std::span(ids).first(4), *s2, &ref, ForwardMode::Chunk, false);
+    model->forward(other, *s2, &ref, ForwardMode::Recurrent, false);
+    const RoutingData a = rec.snapshot(), b = ref.snapshot();
+    ASSERT_EQ(a.tokens(), 6);
+    for (int l : b.moeLayers()) {
+        EXPECT_EQ(a.routing(l)->topk, b.routing(l)->topk);
+        EXPECT_EQ(a.routing(l)->probs, b.routing(l)->probs);
+    }
+    for (int l : b.attentionLayers())
+        for (int64_t h = 0; h < b.attention(l)->heads; ++h)
+            for (int64_t q = 0; q < 6; ++q)
+                for (int64_t k = 0; k < 6; ++k)
+                    EXPECT_EQ(a.attention(l)->at(h, q, k), b.attention(l)->at(h, q, k)) << l << " " << h << " " << q << " " << k;
+}
+
 TEST(MoeAnalysis, CorpusAccumulatorSumsChunksAndRanksTokens)
 {
     RoutingData chunk;

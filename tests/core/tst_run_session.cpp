@@ -315,6 +315,67 @@ TEST_F(RunSessionTest, RewindThenRegenerateGivesSameGreedyTokens)
     EXPECT_TRUE(chunked.store().frame(30));
 }
 
+// The tap (the GUI's routing recorder) sees every token of the live run exactly once with the
+// live run's values; scrubs, recomputes, stateAfter and replayAll reach only the store; rewind
+// tells the tap which tokens went.
+TEST_F(RunSessionTest, TapSeesTheLiveRunOnceNeverAReplay)
+{
+    struct CountingTap : ProbeSink {
+        std::vector<int> seen;          // per token: rows of ssm.delta (layer 1) received
+        std::vector<std::vector<float>> rows; // the first copy of each row
+        int64_t droppedFrom = -1;
+        bool wants(int layer, Probe p) const override { return layer == 1 && p == Probe::SsmDelta; }
+        void record(int, Probe, int64_t begin, const Tensor& v) override
+        {
+            const int64_t T = v.dim(0), E = v.dim(1);
+            for (int64_t t = 0; t < T; ++t) {
+                const size_t at = size_t(begin + t);
+                if (seen.size() <= at)
+                    seen.resize(at + 1), rows.resize(at + 1);
+                if (seen[at]++ == 0)
+                    rows[at].assign(v.f32() + t * E, v.f32() + (t + 1) * E);
+            }
+        }
+    } tap;
+    SessionOptions o;
+    o.checkpointInterval = 8;
+    o.prefillChunk = 5;
+    o.memoryCapBytes = 64 << 10; // small: scrubbing replays from checkpoints
+    RunSession session(model, o);
+    session.setTap(&tap, [&tap](int64_t end) { tap.droppedFrom = end; });
+    session.setPrompt(randomIds(23, vocab(), 21));
+    session.prefill();
+    session.step();
+    session.generate(9);
+    const int64_t T = session.computedEnd();
+    ASSERT_EQ(T, 33);
+    for (int64_t t : {2, 30, 11, 17})
+        session.jumpTo(t);
+    EXPECT_TRUE(session.recompute({0, T}, true));
+    session.stateAfter(12);
+    EXPECT_TRUE(session.replayAll(nullptr, {}));
+    ASSERT_EQ(tap.seen.size(), size_t(T));
+    for (int64_t t = 0; t < T; ++t)
+        EXPECT_EQ(tap.seen[size_t(t)], 1) << "token " << t;
+    // the values the tap got are the live run's: the store's (recomputed, bit-identical) frames
+    for (int64_t t : {0, 12, 22, 23, 32}) {
+        session.store().setPinned({t, t + 1}); // the small cap may have dropped it: back, and kept
+        ASSERT_TRUE(session.recompute({t, t + 1}, false));
+        const FramePtr f = session.store().frame(t);
+        ASSERT_TRUE(f) << t;
+        const auto d = f->probe(1, Probe::SsmDelta);
+        ASSERT_EQ(d.size(), tap.rows[size_t(t)].size()) << t;
+        EXPECT_EQ(std::memcmp(d.data(), tap.rows[size_t(t)].data(), d.size() * sizeof(float)), 0) << t;
+    }
+    session.rewind(20);
+    EXPECT_EQ(tap.droppedFrom, 21);
+    session.generate(3);
+    EXPECT_EQ(tap.seen[21], 2); // regenerated after the rewind: the live run again
+    session.setTap(nullptr);
+    session.generate(1); // token 24 again, without a tap: its count stays the first run's
+    EXPECT_EQ(tap.seen[24], 1);
+}
+
 // A cap so small that checkpoints alone would pass their share: K doubles and every other
 // checkpoint goes, and scrubbing stays exact.
 TEST_F(RunSessionTest, CheckpointsThinUnderTheCap)

@@ -7,6 +7,7 @@
 #include <QJsonObject>
 
 #include <algorithm>
+#include <cmath>
 
 #include "backends/backend_factory.h"
 #include "base/error.h"
@@ -27,6 +28,7 @@ ModelWorker::ModelWorker()
     qRegisterMetaType<SessionStart>();
     qRegisterMetaType<std::vector<int32_t>>();
     qRegisterMetaType<std::vector<archlens::Segment>>();
+    qRegisterMetaType<std::shared_ptr<const archlens::analysis::RoutingData>>();
 }
 
 ModelWorker::~ModelWorker() = default;
@@ -49,9 +51,11 @@ void ModelWorker::load(const QString& path, const QString& backend)
         const std::filesystem::path dir = resolveModelPath(path.toStdString());
         // interactive: the CPU backend leaves the GUI one core (BackendOptions)
         BackendChoice choice = createBackend(backend.toStdString(), BackendOptions{0, true, ""});
-        m_model = loadModel(dir, choice.backend);
         m_session.reset();
+        m_routing.reset();
         m_trace.reset();
+        m_model.reset(); // one model at a time: the old one goes before the new one loads
+        m_model = loadModel(dir, choice.backend);
         m_tokenizer.reset();
         if (std::filesystem::exists(dir / "tokenizer.json"))
             m_tokenizer = Tokenizer::fromFile(dir / "tokenizer.json");
@@ -82,6 +86,8 @@ void ModelWorker::load(const QString& path, const QString& backend)
         s.dtRank = info.dtRank;
         for (const auto& m : info.layerMixer)
             s.layerMixer << QString::fromStdString(m);
+        for (const auto& f : info.layerFfn)
+            s.layerFfn << QString::fromStdString(f);
         for (const auto& [k, v] : info.facts)
             s.facts.append({QString::fromStdString(k), QString::fromStdString(v)});
         s.hasTokenizer = m_tokenizer.has_value();
@@ -141,6 +147,7 @@ RunMeta ModelWorker::baseMeta() const
     m.dState = m_summary.dState;
     m.layers = m_summary.layers;
     m.layerMixer = m_summary.layerMixer;
+    m.layerFfn = m_summary.layerFfn;
     m.untrained = m_summary.untrained;
     m.source = QStringLiteral("live");
     return m;
@@ -185,12 +192,31 @@ void ModelWorker::emitTokens(int64_t begin, int64_t end)
         texts << tokenTextOf(m_vocab, id);
     emit tokens(begin, ids, texts);
     m_announced = end;
+    sendRouting(false);
     emit dataReady();
+}
+
+void ModelWorker::sendRouting(bool force)
+{
+    if (!m_routing || m_routing->version() == m_routingSent)
+        return;
+    // a snapshot copies the attention weights (quadratic): while generating, ~10 a second
+    if (!force && m_routingClock.isValid() && m_routingClock.elapsed() < 100)
+        return;
+    m_routingSent = m_routing->version();
+    m_routingClock.start();
+    emit routing(std::make_shared<const analysis::RoutingData>(m_routing->snapshot()));
+}
+
+void ModelWorker::withModel(const std::function<void(Model*, const Tokenizer*)>& fn)
+{
+    fn(m_model.get(), m_tokenizer ? &*m_tokenizer : nullptr);
 }
 
 void ModelWorker::afterWork()
 {
     emitTokens(m_announced, m_session->computedEnd());
+    sendRouting(true);
     emit segments(m_session->segments());
     emit promptLeft(int(std::max<int64_t>(0, m_session->promptLength() - m_session->computedEnd())));
     emit dataReady();
@@ -232,11 +258,29 @@ void ModelWorker::start(const QString& prompt, bool feedAll, const GenerationSet
         o.stopTokenId = m_summary.untrained ? -1 : m_model->info().eosTokenId;
         o.frames.probes.probes.insert(Probe::SsmState); // h of every token, while the cap allows
         // a fresh session (and store) per run: the UI may still be drawing the previous one
+        m_session.reset();
+        m_routing.reset();
         m_session = std::make_unique<RunSession>(*m_model, o);
         m_session->setPrompt(ids);
         applySettings(settings);
         m_announced = 0;
         emit started({baseMeta(), m_session->sharedStore(), m_vocab});
+        // routers and attention weights ride on the same forward passes (RunSession's tap)
+        const ModelInfo& info = m_model->info();
+        const int64_t attnLayers = std::count(info.layerMixer.begin(), info.layerMixer.end(), "attention");
+        if (attnLayers > 0 || std::count(info.layerFfn.begin(), info.layerFfn.end(), "moe") > 0) {
+            m_routing = std::make_unique<analysis::RoutingRecorder>(true);
+            m_routing->reset(info.layerMixer, info.layerFfn, int64_t(ids.size()));
+            // attention weights are H·T² floats per attention layer: keep about 256 MiB at most
+            if (attnLayers > 0 && info.heads > 0)
+                m_routing->setAttentionTokenCap(std::clamp<int64_t>(
+                    int64_t(std::sqrt(double(256ull << 20) / (4.0 * double(info.heads * attnLayers)))), 64, 4096));
+            analysis::RoutingRecorder* rec = m_routing.get();
+            m_session->setTap(rec, [rec](int64_t end) { rec->dropTokens(end); });
+            m_routingSent = 0;
+            m_routingClock.invalidate();
+            sendRouting(true);
+        }
         const int64_t total = feedAll ? int64_t(ids.size()) : 1;
         const RunOutcome out = m_session->prefill(
             [&](RunProgress p) {
@@ -333,6 +377,7 @@ void ModelWorker::openTrace(const QString& path)
         const RunMeta meta = traceRunMeta(*trace, path);
         const VocabTexts vocab = traceVocab(*trace);
         m_session.reset();
+        m_routing.reset();
         m_trace = std::move(trace);
         emit started({meta, m_trace->sharedStore(), vocab});
         const auto& ids = m_trace->tokens();

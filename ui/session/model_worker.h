@@ -6,6 +6,7 @@
 // thread's coalescing timer). Everything else comes back as signals carrying plain data.
 #pragma once
 
+#include <QElapsedTimer>
 #include <QObject>
 #include <QString>
 #include <QStringList>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <optional>
 
+#include "analysis/moe_analysis.h"
 #include "models/model.h"
 #include "runtime/run_session.h"
 #include "session/trace_model.h"
@@ -34,6 +36,7 @@ struct ModelSummary {
     qint64 layers = 0, dModel = 0, vocabRows = 0, parameters = 0, loadedBytes = 0, stateBytes = 0;
     qint64 dInner = 0, dState = 0, dConv = 0, dtRank = 0;
     QStringList layerMixer;
+    QStringList layerFfn;
     QVector<QPair<QString, QString>> facts;
     // per-tensor rows for the structure tree: (name, shape, dtype)
     QVector<QStringList> tensors;
@@ -93,6 +96,13 @@ public slots:
     // Replays the live session from token 0 into an HDF5 trace with its checkpoints.
     void saveTrace(const QString& path);
 
+public:
+    // Runs fn on this thread with the loaded model and tokenizer (either may be null), e.g. to
+    // route a corpus through the session's own model with a fresh state; the live session is
+    // untouched. Call it through QMetaObject::invokeMethod on this worker
+    // (SessionController::withModel).
+    void withModel(const std::function<void(Model*, const Tokenizer*)>& fn);
+
 signals:
     void loaded(const archlens::ui::ModelSummary& summary);
     void started(const archlens::ui::SessionStart& start);
@@ -104,6 +114,11 @@ signals:
     void progress(int done, int total);
     void dataReady(); // the store has new frames
     void promptLeft(int tokens);
+    // The live run's routing and attention weights so far (a RoutingRecorder on the session's
+    // tap: the same forward passes the views' frames come from, no second model). Sent for
+    // models with routers or attention layers: empty when a run starts, then at most every
+    // ~100 ms while tokens arrive and after every piece of work.
+    void routing(std::shared_ptr<const archlens::analysis::RoutingData> data);
 
 private:
     void guarded(const QString& kind, const QString& what, const std::function<void()>& work);
@@ -113,6 +128,7 @@ private:
     void applySettings(const GenerationSettings& s);
     void emitTokens(int64_t begin, int64_t end);
     void afterWork();
+    void sendRouting(bool force);
 
     std::unique_ptr<Model> m_model;
     std::optional<Tokenizer> m_tokenizer;
@@ -120,6 +136,9 @@ private:
     VocabTexts m_vocab;
     std::unique_ptr<RunSession> m_session;
     std::unique_ptr<TraceSession> m_trace;
+    std::unique_ptr<analysis::RoutingRecorder> m_routing; // the session's tap (null: nothing to route)
+    uint64_t m_routingSent = 0;
+    QElapsedTimer m_routingClock;
     int64_t m_announced = 0; // tokens already sent to the UI
     qint64 m_seed = 0;
     bool m_seedApplied = false;
@@ -133,3 +152,4 @@ Q_DECLARE_METATYPE(archlens::ui::ModelSummary)
 Q_DECLARE_METATYPE(archlens::ui::GenerationSettings)
 Q_DECLARE_METATYPE(archlens::ui::WorkDone)
 Q_DECLARE_METATYPE(archlens::ui::SessionStart)
+Q_DECLARE_METATYPE(std::shared_ptr<const archlens::analysis::RoutingData>)

@@ -70,8 +70,16 @@ SessionController::SessionController(const QString& name, QObject* parent)
     });
     connect(m_worker, &ModelWorker::progress, this, &SessionController::progress);
     connect(m_worker, &ModelWorker::promptLeft, this, [this](int n) { m_promptLeft = n; });
+    connect(m_worker, &ModelWorker::routing, this,
+            [this](std::shared_ptr<const analysis::RoutingData> d) { m_model.setRouting(std::move(d)); });
     m_thread.setObjectName("archlens-session-" + name);
     m_thread.start();
+}
+
+void SessionController::withModel(std::function<void(Model*, const Tokenizer*)> fn)
+{
+    ModelWorker* w = m_worker;
+    QMetaObject::invokeMethod(w, [w, fn = std::move(fn)] { w->withModel(fn); });
 }
 
 SessionController::~SessionController()

@@ -57,6 +57,10 @@ public:
     void setCapBytes(uint64_t bytes);
     uint64_t capBytes() const { return m_worker->capBytes; }
     bool isLive() const { return m_model.meta().source == QLatin1String("live"); }
+    // Runs fn on the session's worker thread with its model and tokenizer (null when none is
+    // loaded), queued after the work already asked for: the session's one model copy serves
+    // other readers too (the routing panel's corpora). fn must not touch UI objects.
+    void withModel(std::function<void(Model*, const Tokenizer*)> fn);
 
 signals:
     void modelLoaded(const archlens::ui::ModelSummary& summary);

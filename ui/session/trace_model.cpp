@@ -49,9 +49,16 @@ void TraceModel::reset(const RunMeta& meta, std::shared_ptr<FrameStore> store, V
     m_layers.clear();
     m_layers.resize(size_t(std::max<qint64>(meta.layers, 0)));
     m_segments.clear();
+    m_routing.reset();
     m_seenDroppedFrames = m_seenDroppedStates = 0;
     ++m_version;
     emit cleared();
+}
+
+void TraceModel::setRouting(std::shared_ptr<const analysis::RoutingData> routing)
+{
+    m_routing = std::move(routing);
+    emit routingChanged();
 }
 
 bool TraceModel::isMambaLayer(int layer) const

@@ -21,6 +21,7 @@
 #include <memory>
 #include <vector>
 
+#include "analysis/moe_analysis.h"
 #include "analysis/scan_analysis.h"
 #include "probes/frame_store.h"
 #include "probes/probes.h"
@@ -41,6 +42,7 @@ struct RunMeta {
     qint64 seed = -1; // -1: greedy / prefill only
     qint64 dInner = 0, dState = 0, layers = 0;
     QStringList layerMixer; // per layer: "mamba" | "attention"
+    QStringList layerFfn;   // per layer: "none" | "mlp" | "moe" (empty when unknown: a trace)
     bool untrained = false;
     QString source; // "live" or the trace file it was read from
 };
@@ -113,11 +115,17 @@ public:
     const std::vector<float>& A(int layer) const;
     const std::vector<float>& D(int layer) const;
     uint64_t version() const { return m_version; }
+    // The run's routing and attention weights, recorded on the worker from the same forward
+    // passes (ModelWorker::routing); null for a model without routers or attention, a trace
+    // (the views read its moe/ and attn/ datasets) or data placed by hand. reset() clears it.
+    void setRouting(std::shared_ptr<const analysis::RoutingData> routing);
+    const std::shared_ptr<const analysis::RoutingData>& routing() const { return m_routing; }
     FrameStoreUsage usage() const { return m_store ? m_store->usage() : FrameStoreUsage{}; }
 
 signals:
     void cleared();
     void grew(int oldCount, int newCount);
+    void routingChanged();
 
 private:
     LayerFrames* layer(int i);
@@ -133,6 +141,7 @@ private:
     std::deque<FramePtr> m_pending; // moved out of the store, not placed yet
     std::vector<LayerFrames> m_layers;
     std::vector<Segment> m_segments;
+    std::shared_ptr<const analysis::RoutingData> m_routing;
     int64_t m_seenDroppedFrames = 0, m_seenDroppedStates = 0;
     uint64_t m_version = 0;
 };

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "render/hidden_attention_worker.h"
 #include "views/expert_palette.h"
 #include "views/heatmap_figures.h"
 
@@ -296,6 +297,10 @@ analysis::AttentionWindow HiddenAttentionFigure::window() const
     return analysis::hiddenAttentionWindow(token(), effectiveCap());
 }
 
+HiddenAttentionFigure::~HiddenAttentionFigure() { HiddenAttentionWorker::instance().forget(this); }
+
+bool HiddenAttentionFigure::computing() const { return !m_pendingKey.isEmpty(); }
+
 const std::vector<double>& HiddenAttentionFigure::shown() const
 {
     const int l = layer();
@@ -308,26 +313,70 @@ const std::vector<double>& HiddenAttentionFigure::shown() const
         add(c);
     if (key == m_cacheKey)
         return m_cache;
-    m_cacheKey = key;
-    m_cache.clear();
+    const bool async = m_src->hiddenAttentionAsync;
+    if (async && key == m_pendingKey) {
+        if (auto done = HiddenAttentionWorker::instance().take(this, key)) {
+            m_cache = std::move(*done);
+            m_cacheKey = key;
+            m_cacheWindow = m_pendingWindow;
+            m_pendingKey.clear();
+        }
+        return m_cache; // until then the last result stays up (its own window: shownWindow())
+    }
+    // another layer or channel: the last result would mislead, so "computing" shows instead;
+    // the same one with more tokens (generation, scrubbing) stays up until the new one is in
+    QByteArray identity;
+    identity.append(reinterpret_cast<const char*>(&l), sizeof(l));
+    for (int64_t ch : cs)
+        identity.append(reinterpret_cast<const char*>(&ch), sizeof(ch));
+    if (!async || identity != m_cacheIdentity) {
+        m_cache.clear();
+        m_cacheKey.clear();
+        m_cacheIdentity = identity;
+    }
+    m_pendingKey.clear();
     const ProbeSeries *d = m_model->series(l, Probe::SsmDelta), *b = m_model->series(l, Probe::SsmB),
                       *c = m_model->series(l, Probe::SsmC);
     const int64_t E = d->width(), N = b->width(), W = w.size();
     // contiguous copies of the window's rows (the series may hold them in several frames)
-    std::vector<float> delta(size_t(W * E)), B(size_t(W * N)), C(size_t(W * N));
+    HiddenAttentionJob job;
+    job.key = key;
+    job.W = W, job.E = E, job.N = N;
+    job.delta.resize(size_t(W * E)), job.B.resize(size_t(W * N)), job.C.resize(size_t(W * N));
     for (int64_t t = 0; t < W; ++t) {
         const float *rd = d->row(w.begin + t), *rb = b->row(w.begin + t), *rc = c->row(w.begin + t);
-        if (!rd || !rb || !rc)
+        if (!rd || !rb || !rc) {
+            m_cache.clear(); // dropped by the memory cap: nothing to compute
+            m_cacheKey = key;
+            m_cacheWindow = w;
             return m_cache;
-        std::copy(rd, rd + E, delta.begin() + t * E);
-        std::copy(rb, rb + N, B.begin() + t * N);
-        std::copy(rc, rc + N, C.begin() + t * N);
+        }
+        std::copy(rd, rd + E, job.delta.begin() + t * E);
+        std::copy(rb, rb + N, job.B.begin() + t * N);
+        std::copy(rc, rc + N, job.C.begin() + t * N);
     }
-    analysis::ScanInputs in{W, E, N, delta.data(), B.data(), C.data(), m_model->A(l).data()};
+    job.A = m_model->A(l);
+    job.channels = cs;
+    job.single = cs.size() == 1;
+    if (async) { // the GUI: computed on the worker, picked up by a later paint (repaintAfterMs)
+        m_pendingKey = key;
+        m_pendingWindow = w;
+        HiddenAttentionWorker::instance().submit(this, std::move(job));
+        return m_cache;
+    }
+    analysis::ScanInputs in{W, E, N, job.delta.data(), job.B.data(), job.C.data(), job.A.data()};
     const analysis::AttentionWindow local{0, W, false};
-    m_cache = cs.size() == 1 ? analysis::hiddenAttention(in, cs.front(), local) : analysis::hiddenAttentionMean(in, cs, local);
+    m_cache = job.single ? analysis::hiddenAttention(in, cs.front(), local) : analysis::hiddenAttentionMean(in, cs, local);
     analysis::normaliseRowsByAbsSum(m_cache, W);
+    m_cacheKey = key;
+    m_cacheWindow = w;
     return m_cache;
+}
+
+analysis::AttentionWindow HiddenAttentionFigure::shownWindow() const
+{
+    shown();
+    return m_cacheWindow;
 }
 
 void HiddenAttentionFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const ImageSource&)
@@ -338,8 +387,8 @@ void HiddenAttentionFigure::paint(QPainter& p, const QRectF& r, const Theme& t, 
         return;
     }
     p.fillRect(r, t.background);
-    const auto w = window();
     const auto& a = shown();
+    const auto w = shownWindow();
     QString sub = QObject::tr("α[t,s]: weight of input x_s in output y_t (no D skip, no gate); rows normalised by Σ_s|α|");
     QRectF rest = paint::drawTitle(p, r, t, title(), sub);
     if (w.capped)
@@ -349,8 +398,10 @@ void HiddenAttentionFigure::paint(QPainter& p, const QRectF& r, const Theme& t, 
                                 .arg(effectiveCap() < m_src->hiddenAttentionCap
                                          ? QObject::tr("; the mean over channels costs T²·E·N, one channel shows more")
                                          : QString()));
-    if (a.empty()) {
-        paintMessage(p, rest, t, QObject::tr("Some of these tokens' Δ, B or C were dropped by the memory cap."));
+    if (a.empty() || int64_t(a.size()) != w.size() * w.size()) {
+        paintMessage(p, rest, t,
+                     computing() ? QObject::tr("Computing hidden attention for tokens %1..%2…").arg(window().begin).arg(window().end - 1)
+                                 : QObject::tr("Some of these tokens' Δ, B or C were dropped by the memory cap."));
         return;
     }
     const int64_t W = w.size();
@@ -375,8 +426,8 @@ QString HiddenAttentionFigure::csv() const
 {
     if (!unavailableReason().isEmpty())
         return {};
-    const auto w = window();
     const auto& a = shown();
+    const auto w = shownWindow();
     const int64_t W = w.size();
     QString out = QStringLiteral("# %1; rows normalised by sum |alpha|\noutput_token,text").arg(quantity());
     for (int64_t s = 0; s < W; ++s)
@@ -395,8 +446,8 @@ QString HiddenAttentionFigure::toolTipAt(QPointF pos) const
 {
     if (!m_geom.contains(pos))
         return {};
-    const auto w = window();
     const auto& a = shown();
+    const auto w = shownWindow();
     const int64_t q = m_geom.rowAt(pos), s = m_geom.colAt(pos), W = w.size();
     if (a.empty() || s > q)
         return {};
@@ -409,8 +460,41 @@ FigureHit HiddenAttentionFigure::hitAt(QPointF pos) const
 {
     FigureHit h;
     if (m_geom.contains(pos))
-        h.token = int(m_geom.rowAt(pos) + window().begin);
+        h.token = int(m_geom.rowAt(pos) + shownWindow().begin);
     return h;
+}
+
+std::unique_ptr<MoeFigureBase> makeAttentionSide(const TraceModel* model, const Selection* sel, const MoeSource* src,
+                                                 int layer, int head, int* chosen)
+{
+    const int L = model->layerCount();
+    auto first = [model, L](bool mamba) {
+        for (int l = 0; l < L; ++l)
+            if (model->isMambaLayer(l) == mamba)
+                return l;
+        return -1;
+    };
+    const bool hasAttention = !src->routing.attentionLayers().empty() || first(false) >= 0;
+    const bool valid = layer >= 0 && layer < L;
+    std::unique_ptr<MoeFigureBase> fig;
+    if (hasAttention && (!valid || !model->isMambaLayer(layer))) {
+        if (!valid)
+            layer = first(false);
+        auto a = std::make_unique<AttentionFigure>(model, sel, src);
+        a->setHead(head);
+        fig = std::move(a);
+    } else {
+        if (!valid)
+            layer = first(true);
+        if (layer < 0)
+            return nullptr;
+        fig = std::make_unique<HiddenAttentionFigure>(model, sel, src);
+    }
+    layer = std::max(layer, 0);
+    fig->setFixedLayer(layer);
+    if (chosen)
+        *chosen = layer;
+    return fig;
 }
 
 // ---- layer map --------------------------------------------------------------------------
@@ -635,6 +719,12 @@ void SideBySideFigure::paint(QPainter& p, const QRectF& r, const Theme& t, const
     p.restore();
     p.setPen(QPen(t.axis, 0));
     p.drawLine(m_r.topLeft(), m_r.bottomLeft());
+}
+
+int SideBySideFigure::repaintAfterMs() const
+{
+    const int l = m_left->repaintAfterMs(), r = m_right->repaintAfterMs();
+    return l > 0 && r > 0 ? std::min(l, r) : std::max(l, r);
 }
 
 QString SideBySideFigure::csv() const

@@ -63,6 +63,7 @@ private:
 class HiddenAttentionFigure : public MoeFigureBase {
 public:
     using MoeFigureBase::MoeFigureBase;
+    ~HiddenAttentionFigure() override;
     QString key() const override { return QStringLiteral("hidden-attention"); }
     QString quantity() const override;
     void paint(QPainter& p, const QRectF& r, const Theme& t, const ImageSource& images) override;
@@ -73,16 +74,22 @@ public:
     QSize preferredSize() const override { return {720, 640}; }
     // Follow the selection's channel (GUI) instead of the mean / the channels set.
     void setFollowChannel(bool on) { m_follow = on; }
-    // The normalised matrix shown, (W, W), and its window (computed on demand, cached).
+    // The normalised matrix shown, (W, W), and its window (computed on demand, cached). With
+    // MoeSource::hiddenAttentionAsync (the GUI) the matrix is computed on the
+    // HiddenAttentionWorker: empty while computing() and filled on a later call.
     const std::vector<double>& shown() const;
-    analysis::AttentionWindow window() const;
+    bool computing() const;
+    analysis::AttentionWindow window() const;      // the window the selection asks for
+    analysis::AttentionWindow shownWindow() const; // the window of shown() (an older one while computing)
     int64_t effectiveCap() const; // the cap, lowered for a costly mean over channels
+    int repaintAfterMs() const override { return computing() ? 40 : 0; } // until the result is in
 
 private:
     std::vector<int64_t> shownChannels() const; // empty: mean over all
     bool m_follow = false;
     mutable std::vector<double> m_cache;
-    mutable QByteArray m_cacheKey;
+    mutable QByteArray m_cacheKey, m_pendingKey, m_cacheIdentity;
+    mutable analysis::AttentionWindow m_cacheWindow, m_pendingWindow;
     MatrixGeometry m_geom;
 };
 
@@ -124,6 +131,7 @@ public:
     QString toolTipAt(QPointF pos) const override;
     QString unavailableReason() const override;
     QSize preferredSize() const override { return {1400, 640}; }
+    int repaintAfterMs() const override; // while either side waits for a result
     Figure* left() const { return m_left.get(); }
     Figure* right() const { return m_right.get(); }
 
@@ -131,5 +139,13 @@ private:
     std::unique_ptr<Figure> m_left, m_right;
     QRectF m_l, m_r;
 };
+
+// One side of an attention comparison (the CLI's figure --compare-model and the GUI's compare
+// dock): a model with attention layers shows its attention (layer `layer` when that is an
+// attention layer, else its first one); a Mamba model its hidden attention (layer `layer` when
+// that is a Mamba layer, else its first). The layer used is fixed on the figure and written to
+// *chosen. Null when the model has neither.
+std::unique_ptr<MoeFigureBase> makeAttentionSide(const TraceModel* model, const Selection* sel, const MoeSource* src,
+                                                 int layer, int head, int* chosen = nullptr);
 
 } // namespace archlens::ui

@@ -74,10 +74,21 @@ QString Figure::unavailableReason() const
     const int l = layer();
     if (l < 0 || l >= m_model->layerCount())
         return QObject::tr("The model has no layer %1.").arg(l);
-    if (!m_model->isMambaLayer(l))
-        return QObject::tr("Layer %1 is an %2 layer: it has no selective scan. Pick a Mamba layer.")
+    if (!m_model->isMambaLayer(l)) {
+        QStringList mamba;
+        for (int i = 0; i < m_model->layerCount(); ++i)
+            if (m_model->isMambaLayer(i))
+                mamba << QString::number(i);
+        // a Transformer has no scan at all: say where its views are instead of asking for a layer
+        if (mamba.isEmpty())
+            return QObject::tr("%1 has no Mamba layers, so there is no selective scan to show here. Its attention "
+                               "(and routing) are in the \"Routing and attention\" panel.")
+                .arg(m_model->meta().modelName.isEmpty() ? QObject::tr("This model") : m_model->meta().modelName);
+        return QObject::tr("Layer %1 is an %2 layer: it has no selective scan. Mamba layers: %3.")
             .arg(l)
-            .arg(m_model->meta().layerMixer.value(l));
+            .arg(m_model->meta().layerMixer.value(l))
+            .arg(mamba.join(','));
+    }
     return {};
 }
 

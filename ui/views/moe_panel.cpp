@@ -24,11 +24,12 @@
 #include <optional>
 
 #include "analysis/route_report.h"
-#include "backends/backend_factory.h"
 #include "base/error.h"
 #include "export/exporter.h"
 #include "models/model.h"
+#include "render/hidden_attention_worker.h"
 #include "session/selection.h"
+#include "session/session_controller.h"
 #include "session/trace_model.h"
 #include "tokenizer/tokenizer.h"
 #include "views/attention_figures.h"
@@ -36,61 +37,10 @@
 
 namespace archlens::ui {
 
-// Runs the session's model folder on its own thread into a RoutingRecorder, and routes corpora.
-// Every method runs on the worker thread (queued from the panel); results go back queued.
-class RoutingWorker : public QObject {
+// Reads a trace's routing datasets off the UI thread (the panel's own thread holds no model:
+// a live run's routing comes from the session's worker, corpora run on the session's model).
+class MoeWorker : public QObject {
     Q_OBJECT
-public:
-    std::unique_ptr<Model> model;
-    std::optional<Tokenizer> tok;
-    std::unique_ptr<ModelState> state;
-    analysis::RoutingRecorder recorder{true};
-    QString loadedPath;
-
-    // Returns an error message ('' on success).
-    QString reset(const QString& modelPath, const QString& prompt)
-    {
-        try {
-            if (modelPath != loadedPath || !model) {
-                model.reset();
-                tok.reset();
-                loadedPath.clear();
-                BackendChoice choice = createBackend("cpu");
-                model = loadModel(modelPath.toStdString(), choice.backend);
-                const auto tj = std::filesystem::path(modelPath.toStdString()) / "tokenizer.json";
-                if (std::filesystem::exists(tj))
-                    tok = Tokenizer::fromFile(tj);
-                loadedPath = modelPath;
-            }
-            const ModelInfo& info = model->info();
-            int64_t promptLength = 0;
-            if (tok && !prompt.isEmpty())
-                promptLength = int64_t(tok->encode(prompt.toStdString(), true).size());
-            recorder.reset(info.layerMixer, info.layerFfn, promptLength);
-            // attention weights are H·T² floats per attention layer: keep about 256 MiB at most
-            const int64_t attnLayers = std::count(info.layerMixer.begin(), info.layerMixer.end(), "attention");
-            if (attnLayers > 0 && info.heads > 0)
-                recorder.setAttentionTokenCap(std::clamp<int64_t>(
-                    int64_t(std::sqrt(double(256ull << 20) / (4.0 * double(info.heads * attnLayers)))), 64, 4096));
-            state = model->newState();
-            return {};
-        } catch (const std::exception& e) {
-            model.reset();
-            loadedPath.clear();
-            return QString::fromUtf8(e.what());
-        }
-    }
-    QString feed(const std::vector<int32_t>& ids)
-    {
-        if (!model || !state)
-            return QStringLiteral("no model");
-        try {
-            model->forward(ids, *state, &recorder, ForwardMode::Auto, false);
-            return {};
-        } catch (const std::exception& e) {
-            return QString::fromUtf8(e.what());
-        }
-    }
 };
 
 namespace {
@@ -117,7 +67,9 @@ MoePanel::MoePanel(TraceModel* model, Selection* sel, QWidget* parent)
     , m_sel(sel)
 {
     setObjectName("panel.moe");
-    m_src.hiddenAttentionWork = 3e8; // a few tenths of a second per repaint on the UI thread
+    // computed on the HiddenAttentionWorker: a mean over channels stays within a few seconds
+    m_src.hiddenAttentionAsync = true;
+    m_src.hiddenAttentionWork = 3e9;
     auto* v = new QVBoxLayout(this);
     v->setContentsMargins(2, 2, 2, 2);
     auto* bar = new QHBoxLayout;
@@ -225,13 +177,16 @@ MoePanel::MoePanel(TraceModel* model, Selection* sel, QWidget* parent)
 
     m_thread = new QThread(this);
     m_thread->setObjectName("moe-worker");
-    m_worker = new RoutingWorker;
+    m_worker = new MoeWorker;
     m_worker->moveToThread(m_thread);
     connect(m_thread, &QThread::finished, m_worker, &QObject::deleteLater);
     m_thread->start();
 
     connect(model, &TraceModel::cleared, this, &MoePanel::onCleared);
-    connect(model, &TraceModel::grew, this, &MoePanel::onGrew);
+    connect(model, &TraceModel::routingChanged, this, [this] {
+        if (const auto& d = m_model->routing())
+            applySnapshot(*d);
+    });
     connect(m_cancel, &QPushButton::clicked, this, [this] {
         for (auto& f : m_cancelFlags)
             if (f)
@@ -259,42 +214,21 @@ bool MoePanel::showView(const QString& key)
     return true;
 }
 
-bool MoePanel::isBusy() const { return m_pending > 0; }
+// routing a corpus, reading a trace, or hidden attention being computed
+bool MoePanel::isBusy() const { return m_pending > 0 || !HiddenAttentionWorker::instance().idle(); }
 
 void MoePanel::onCleared()
 {
-    // a model without Mamba layers has nothing for the scan views: bring these views forward,
-    // once per model, so a student opening Mixtral does not face a window of empty panels
-    // and the other way round: a pure Mamba model has nothing here, so the scan views (B and its
-    // tabs) come forward even when a saved layout left this panel in front from an MoE model
-    const RunMeta& m = m_model->meta();
-    if (m.layers > 0 && m_raisedFor != m.modelPath) {
-        m_raisedFor = m.modelPath;
-        auto* dock = qobject_cast<QDockWidget*>(parentWidget());
-        auto* win = dock ? qobject_cast<QMainWindow*>(dock->parentWidget()) : nullptr;
-        const bool hasMamba = m.layerMixer.contains(QStringLiteral("mamba"));
-        const bool onlyMamba = hasMamba && !m.layerMixer.contains(QStringLiteral("attention"));
-        if (dock && !hasMamba) {
-            dock->show();
-            dock->raise();
-            if (win)
-                win->resizeDocks({dock}, {int(win->height() * 0.62)}, Qt::Vertical);
-        } else if (win && onlyMamba) {
-            if (auto* scan = win->findChild<QDockWidget*>(QStringLiteral("dock.B")))
-                scan->raise();
-        }
-    }
+    // which docks come forward for the model's kind: LayoutController (layout_controller.h)
     ++m_generation;
-    m_fed = 0;
-    m_routeLive = false;
     m_src.routing = {};
     ++m_src.version;
     const RunMeta meta = m_model->meta();
-    const quint64 gen = m_generation;
-    QPointer<MoePanel> self(this);
-    ++m_pending;
     if (meta.source.endsWith(QLatin1String(".h5"))) {
         // a trace: its moe/ and attn/ datasets, no model
+        const quint64 gen = m_generation;
+        QPointer<MoePanel> self(this);
+        ++m_pending;
         const QString path = meta.source;
         QMetaObject::invokeMethod(m_worker, [self, gen, path] {
             analysis::RoutingData d;
@@ -316,56 +250,11 @@ void MoePanel::onCleared()
         });
         return;
     }
-    // a pure Mamba model has no router and no attention: hidden attention reads the session's own
-    // probes, so no second copy of the model is loaded
-    if (!meta.layerMixer.isEmpty() && meta.layerMixer.count(QStringLiteral("mamba")) == meta.layerMixer.size()) {
-        --m_pending;
-        m_status->clear();
-        applySnapshot({});
-        return;
-    }
-    m_routeLive = true;
-    const QString path = meta.modelPath, prompt = meta.prompt;
-    RoutingWorker* w = m_worker;
-    QMetaObject::invokeMethod(w, [self, w, gen, path, prompt] {
-        const QString err = path.isEmpty() ? QStringLiteral("no model folder") : w->reset(path, prompt);
-        QMetaObject::invokeMethod(self, [self, gen, err] {
-            if (!self)
-                return;
-            --self->m_pending;
-            if (gen != self->m_generation)
-                return;
-            self->m_status->setText(err.isEmpty() ? QString() : tr("routing views unavailable: %1").arg(err));
-            self->onGrew();
-        });
-    });
-}
-
-void MoePanel::onGrew()
-{
-    const int n = m_model->tokenCount();
-    if (n <= m_fed || !m_routeLive)
-        return;
-    const std::vector<int32_t> ids(m_model->ids().begin() + m_fed, m_model->ids().begin() + n);
-    m_fed = n;
-    const quint64 gen = m_generation;
-    QPointer<MoePanel> self(this);
-    RoutingWorker* w = m_worker;
-    ++m_pending;
-    QMetaObject::invokeMethod(w, [self, w, gen, ids] {
-        const QString err = w->feed(ids);
-        analysis::RoutingData d = w->recorder.snapshot();
-        QMetaObject::invokeMethod(self, [self, gen, d = std::move(d), err] {
-            if (!self)
-                return;
-            --self->m_pending;
-            if (gen != self->m_generation)
-                return;
-            if (!err.isEmpty())
-                self->m_status->setText(tr("routing views: %1").arg(err));
-            self->applySnapshot(d);
-        });
-    });
+    // a live run: the session's worker records routing and attention weights from the same
+    // forward passes (ModelWorker::routing -> TraceModel::routingChanged); a pure Mamba model has
+    // none and hidden attention reads the session's own probes
+    m_status->clear();
+    applySnapshot(m_model->routing() ? *m_model->routing() : analysis::RoutingData{});
 }
 
 void MoePanel::applySnapshot(const analysis::RoutingData& d)
@@ -451,24 +340,23 @@ void MoePanel::setCorpus(int slot, const QString& path)
         name = fi.dir().dirName() + "/" + name;
     m_status->setText(tr("routing %1…").arg(name));
     QPointer<MoePanel> self(this);
-    RoutingWorker* w = m_worker;
     ++m_pending;
-    QMetaObject::invokeMethod(w, [self, w, slot, path, name, cancel] {
+    auto route = [self, slot, path, name, cancel](Model* model, const Tokenizer* tok) {
         CorpusRoute cr;
         cr.name = name;
         cr.source = path;
         QString err;
         try {
-            if (!w->model)
-                throw Error(ErrorCode::InvalidArgument, "this model has no routed experts to count (or is still loading)");
-            if (!w->tok)
+            if (!model)
+                throw Error(ErrorCode::InvalidArgument, "open a model first: corpora are routed through the session's model");
+            if (!tok)
                 throw Error(ErrorCode::InvalidArgument, "the model folder has no tokenizer.json to encode the corpus");
             std::vector<int32_t> ids;
             for (const auto& [file, text] : analysis::readCorpus(path.toStdString())) {
-                const auto part = w->tok->encode(text, false);
+                const auto part = tok->encode(text, false);
                 ids.insert(ids.end(), part.begin(), part.end());
             }
-            cr.complete = analysis::routeTokens(*w->model, ids, cr.route, analysis::kDefaultRouteChunk,
+            cr.complete = analysis::routeTokens(*model, ids, cr.route, analysis::kDefaultRouteChunk,
                                                 [self, cancel](int64_t done, int64_t total) {
                                                     const int pct = int(100 * done / std::max<int64_t>(total, 1));
                                                     QMetaObject::invokeMethod(self, [self, pct] {
@@ -481,9 +369,9 @@ void MoePanel::setCorpus(int slot, const QString& path)
             err = QString::fromUtf8(e.what());
         }
         std::function<QString(int32_t)> text;
-        if (w->tok) {
-            const Tokenizer tok = *w->tok;
-            text = [tok](int32_t id) { return QString::fromStdString(tok.tokenText(id)); };
+        if (tok) {
+            const Tokenizer copy = *tok;
+            text = [copy](int32_t id) { return QString::fromStdString(copy.tokenText(id)); };
         }
         QMetaObject::invokeMethod(self, [self, slot, cr = std::move(cr), err, text]() mutable {
             if (!self)
@@ -510,7 +398,17 @@ void MoePanel::setCorpus(int slot, const QString& path)
             self->refresh();
             emit self->corpusFinished(slot);
         });
-    });
+    };
+    if (m_session) {
+        m_session->withModel(route);
+    } else {
+        --m_pending;
+        m_status->setText(tr("corpus: no session to route it through"));
+        if (--m_corporaRunning == 0) {
+            m_progress->setVisible(false);
+            m_cancel->setVisible(false);
+        }
+    }
 }
 
 } // namespace archlens::ui

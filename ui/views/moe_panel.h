@@ -1,16 +1,13 @@
 // MoePanel: the mixture-of-experts and attention views in one dock, with a small controller.
 // It follows the window's session: when the TraceModel is cleared (new run, new model, trace
-// opened) it resets, and as tokens arrive (prefill, stepping, generation) it feeds them to its
-// own RoutingWorker, which runs the same model folder on its own thread into a
-// RoutingRecorder (router probabilities, top-k, weights, attention weights), so every view
-// updates live and follows the shared Selection (token, layer). Hidden attention reads the
-// session's own Δ, B, C, A. A trace is read instead of run. Corpora (a file or folder, or the
-// bundled sample corpora) are routed on the worker in 512-token chunks with progress and cancel.
-//
-// Why its own worker: the session's sink belongs to the scan explorer's engine, which is being
-// rewired onto RunSession; once that exposes a probe hook, the recorder moves there
-// (analysis::TeeSink) and the second model copy goes away. Pure Mamba models (no router, no
-// attention) load no second copy: hidden attention reads the session's own probes.
+// opened) it resets; a live run's routing and attention weights come from the session itself
+// (ModelWorker records them with a RoutingRecorder on the RunSession's tap, from the same
+// forward passes as every other view, and the TraceModel hands the snapshots over), so every
+// view updates live and follows the shared Selection (token, layer) with one model in memory.
+// A trace's moe/ and attn/ datasets are read on the panel's thread. Hidden attention reads the
+// session's own Δ, B, C, A and is computed on the HiddenAttentionWorker. Corpora (a file or
+// folder, or the bundled sample corpora) are routed through the session's model on its worker
+// (SessionController::withModel) in 512-token chunks with progress and cancel.
 #pragma once
 
 #include <QPointer>
@@ -34,7 +31,8 @@ namespace archlens::ui {
 class FigureWidget;
 class Selection;
 class TraceModel;
-class RoutingWorker;
+class MoeWorker;
+class SessionController;
 
 class MoePanel : public QWidget {
     Q_OBJECT
@@ -48,6 +46,8 @@ public:
     const MoeSource& source() const { return m_src; }
     void setCorpus(int slot, const QString& path); // routes it (0 or 1); '' clears
     void setSampleCorporaDir(const QString& dir) { m_samples = dir; }
+    // The session whose model routes corpora (the window's session A).
+    void setSession(SessionController* session) { m_session = session; }
     bool isBusy() const;
 
 signals:
@@ -59,7 +59,6 @@ protected:
 
 private:
     void onCleared();
-    void onGrew();
     void onLayerClicked(int layer);
     void applySnapshot(const analysis::RoutingData& d);
     void refresh();
@@ -75,14 +74,12 @@ private:
     QPushButton* m_cancel = nullptr;
     QString m_samples;
     QThread* m_thread = nullptr;
-    RoutingWorker* m_worker = nullptr;
+    MoeWorker* m_worker = nullptr;
+    SessionController* m_session = nullptr;
     std::shared_ptr<std::atomic<bool>> m_cancelFlags[2]; // per corpus slot
-    int m_fed = 0;          // tokens handed to the worker
-    bool m_routeLive = false; // the worker runs the model (not a trace, not a pure Mamba model)
     quint64 m_generation = 0; // bumps on every reset; stale results are dropped
     int m_pending = 0;
     int m_corporaRunning = 0;
-    QString m_raisedFor; // the model the dock was last brought forward for
 };
 
 } // namespace archlens::ui

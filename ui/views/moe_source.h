@@ -26,8 +26,12 @@ struct MoeSource {
     std::function<QString(int32_t)> tokenText;     // id -> text, for top tokens per expert
     int64_t hiddenAttentionCap = analysis::kDefaultHiddenAttentionCap;
     // > 0: a mean over channels costs about W²·E·N/2 multiply-adds for W tokens; the GUI keeps it
-    // under this many (it paints on the UI thread) by showing fewer tokens. 0: no limit (CLI).
+    // under this many (a result within seconds on its worker) by showing fewer tokens. 0: no
+    // limit (CLI).
     double hiddenAttentionWork = 0;
+    // true (GUI): hidden attention is computed on the HiddenAttentionWorker and the figure only
+    // draws results; false (CLI): computed in place, synchronously.
+    bool hiddenAttentionAsync = false;
     quint64 version = 0;                           // bumped whenever anything above changes
 };
 
