@@ -37,7 +37,7 @@ int main(int argc, char** argv)
     parser.setApplicationDescription("See inside Mamba, mixture-of-experts and Transformer models while they run.");
     parser.addHelpOption();
     parser.addVersionOption();
-    parser.addPositionalArgument("model", "Model folder or .h5 trace to open (default: the bundled demo model)");
+    parser.addPositionalArgument("model", "Model folder or .h5 trace to open (default: the bundled mamba-text model)");
     QCommandLineOption prompt("prompt", "Prompt to run once the model is loaded", "text");
     QCommandLineOption screenshot("screenshot", "Save a screenshot of the window to FILE and quit (for docs and tests)",
                                   "file");
@@ -70,7 +70,7 @@ int main(int argc, char** argv)
     if (moePanel)
         moePanel->setSampleCorporaDir(QDir(bundledModelsDir() + "/../corpora").absolutePath());
     const QStringList args = parser.positionalArguments();
-    const QString target = args.isEmpty() ? bundledModelsDir() + "/mamba-demo-untrained" : args.front();
+    const QString target = args.isEmpty() ? bundledModelsDir() + "/mamba-text" : args.front();
     if (parser.isSet(dark))
         window.setDarkMode(true);
     window.show();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds ArchLens and launches the GUI on the bundled default model.
 # Installs what it needs first (packaging/install-deps.sh, idempotent).
-#   packaging/run-app.sh                  # the bundled demo model
+#   packaging/run-app.sh                  # the bundled mamba-text model
 #   packaging/run-app.sh /path/to/model   # any Hugging Face model folder
 # Without a display (no $DISPLAY or $WAYLAND_DISPLAY) it runs under Xvfb and saves a
 # screenshot to ./archlens-screenshot.png instead. Environment: as packaging/build.sh.

@@ -71,6 +71,7 @@ MainWindow::MainWindow(QWidget* parent)
     if (auto* b = findChild<QDockWidget*>("dock.B"))
         tabifyDockWidget(b, moeDock);
     m_viewMenu->addAction(moeDock->toggleViewAction());
+    buildFinetuneDock(); // hidden until asked for; before the layout is captured
     buildCompareDock(&moePanel->source()); // tabbed with these: a side-by-side figure needs the width
     tabifyDockWidget(moeDock, m_compareDock);
     m_compareDock->hide();
@@ -78,7 +79,6 @@ MainWindow::MainWindow(QWidget* parent)
         b->raise(); // the scan views in front; the layout controller brings the panel forward for other models
     m_layout = new LayoutController(this, m_session->model(), moePanel);
     m_layout->captureDefault();
-    buildFinetuneDock();
 
     connect(m_session, &SessionController::modelLoaded, this, &MainWindow::onLoaded);
     connect(m_session, &SessionController::workFinished, this, &MainWindow::onWorkFinished);

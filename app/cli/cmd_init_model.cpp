@@ -1,6 +1,6 @@
 // archlens-cli init-model: a randomly initialised Mamba in Hugging Face layout with a
-// byte-level BPE tokenizer trained by our own trainer on a text corpus. This is how the
-// bundled demo model is made (resources/models/make_demo_model.sh).
+// byte-level BPE tokenizer trained by our own trainer on a text corpus: an untrained starting
+// point (for tests, fine-tuning experiments, and comparing with the trained bundled models).
 #include <fstream>
 
 #include <fmt/format.h>

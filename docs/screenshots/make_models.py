@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "resources/models/mamba-demo-untrained"
+DEMO = ROOT / "resources/models/mamba-text"
 CASES = {"tiny-mixtral": "mixtral", "tiny-jamba": "jamba", "tiny-neox": "neox_sequential"}
 SIZES = {"F32": ("f", 4), "F16": ("e", 2)}
 

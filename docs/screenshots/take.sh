@@ -14,7 +14,7 @@ export DISPLAY=${DISPLAY:-:99}
 export XDG_CONFIG_HOME="$models/config"
 app="$build/app/archlens"
 prompt="The river ran past the old mill, and the miller counted the sacks twice."
-demo="$root/resources/models/mamba-demo-untrained"
+demo="$root/resources/models/mamba-text"
 "$app" "$models/tiny-mixtral" --prompt "$prompt" --generate 8 --view router --layer 1 --token 9 \
     --screenshot "$here/moe-router.png"
 "$app" "$models/tiny-mixtral" --prompt "$prompt" --view expert-load --layer 1 \

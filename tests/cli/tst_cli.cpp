@@ -191,7 +191,7 @@ TEST_P(CliArchTrace, InfoReportsParametersAndMemory)
 
 INSTANTIATE_TEST_SUITE_P(Reference, CliArchTrace, ::testing::ValuesIn(kArchCases));
 
-const fs::path kDemo = fs::path(ARCHLENS_SOURCE_DIR) / "resources/models/mamba-demo-untrained";
+const fs::path kDemo = fs::path(ARCHLENS_SOURCE_DIR) / "resources/models/mamba-text";
 
 TEST(Cli, TraceSelectsLayersAndProbes)
 {

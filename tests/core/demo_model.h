@@ -16,7 +16,7 @@ namespace archlens::test {
 
 inline std::filesystem::path demoModelDir()
 {
-    return std::filesystem::path(ARCHLENS_SOURCE_DIR) / "resources/models/mamba-demo-untrained";
+    return std::filesystem::path(ARCHLENS_SOURCE_DIR) / "resources/models/mamba-text";
 }
 
 // The model is loaded once per test binary (it is immutable; states are per session).

@@ -109,7 +109,7 @@ INSTANTIATE_TEST_SUITE_P(Golden, FastModel, ::testing::ValuesIn(cases()),
 // crosses its 64-token chunks and the state runs for a while.
 TEST(FastModelDemo, LongPromptMatchesTheReferenceBackend)
 {
-    const auto dir = std::filesystem::path(ARCHLENS_SOURCE_DIR) / "resources/models/mamba-demo-untrained";
+    const auto dir = std::filesystem::path(ARCHLENS_SOURCE_DIR) / "resources/models/mamba-text";
     auto model = loadModel(dir, createBackend("cpu", { 3, false, "" }).backend);
     auto reference = loadModel(dir, createBackend("cpu-reference").backend);
     std::vector<int32_t> prompt(600);

@@ -1,5 +1,5 @@
 // core/analysis against brute-force computations written out here: memory horizons, Δ spikes,
-// the scan stepper (also against the states a real run of the demo model recorded) and the
+// the scan stepper (also against the states a real run of the bundled mamba-text model recorded) and the
 // heatmap downsampler, with the edge cases (T = 1, all Δ zero, f outside (0, 1), NaNs).
 #include <gtest/gtest.h>
 

@@ -121,7 +121,7 @@ TEST(CliTrain, SigintLeavesResumableCheckpoint)
 
 TEST(CliTrain, FinetuneJsonlWritesPeftAdapter)
 {
-    const fs::path demo = fs::path(ARCHLENS_SOURCE_DIR) / "resources/models/mamba-demo-untrained";
+    const fs::path demo = fs::path(ARCHLENS_SOURCE_DIR) / "resources/models/mamba-text";
     test::TempDir dir;
     const fs::path data = dir.path() / "pairs.jsonl";
     {

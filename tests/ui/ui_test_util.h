@@ -15,7 +15,7 @@
 
 namespace archlens::uitest {
 
-inline QString demoModel() { return QStringLiteral(ARCHLENS_SOURCE_DIR "/resources/models/mamba-demo-untrained"); }
+inline QString demoModel() { return QStringLiteral(ARCHLENS_SOURCE_DIR "/resources/models/mamba-text"); }
 inline const char* kPrompt = "The selective scan decides what to keep and what to forget.";
 
 // Runs the demo model over the prompt through the chunk path (one call, as the CLI does) into
