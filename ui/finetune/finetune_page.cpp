@@ -26,6 +26,7 @@
 #include <QSpinBox>
 #include <QSplitter>
 #include <QStandardPaths>
+#include <QTabWidget>
 #include <QTableWidget>
 #include <QValueAxis>
 #include <QVBoxLayout>
@@ -308,14 +309,16 @@ void FinetunePage::buildUi()
     for (QPushButton* b : {m_start, m_cancel, m_resume, m_save})
         buttons->addWidget(b);
 
-    m_runsBox = new QGroupBox(tr("Previous runs of this model"));
-    auto* runsLayout = new QVBoxLayout(m_runsBox);
+    // the runs on a tab of their own beside the form: both fit the dock at the default window size
+    auto* runsPage = new QWidget;
+    auto* runsLayout = new QVBoxLayout(runsPage);
+    runsLayout->setContentsMargins(4, 4, 4, 4);
     m_runsView = new QListWidget;
     m_runsView->setObjectName("finetune.runs");
     m_runsView->setToolTip(tr("Every run is kept (checkpoint, settings and loss curve) in its own folder. Select one "
                               "to see its settings and curve; Resume continues it, also after restarting ArchLens."));
     m_runsView->setMinimumHeight(64);
-    m_runsView->setMaximumHeight(110);
+    m_runsView->setAlternatingRowColors(true);
     connect(m_runsView, &QListWidget::itemSelectionChanged, this, [this] {
         if (!m_training)
             selectRun(selectedRun());
@@ -334,7 +337,6 @@ void FinetunePage::buildUi()
     runsRow->addWidget(runsWhere, 1);
     runsRow->addWidget(m_deleteRun);
     runsLayout->addLayout(runsRow);
-    left->addWidget(m_runsBox);
     left->addStretch();
     auto* scroll = new QScrollArea;
     scroll->setWidget(setup);
@@ -345,7 +347,12 @@ void FinetunePage::buildUi()
     auto* leftPane = new QWidget;
     auto* lp = new QVBoxLayout(leftPane);
     lp->setContentsMargins(0, 0, 0, 0);
-    lp->addWidget(scroll, 1);
+    m_leftTabs = new QTabWidget;
+    m_leftTabs->setObjectName("finetune.tabs");
+    m_leftTabs->addTab(scroll, tr("Setup"));
+    m_leftTabs->addTab(runsPage, tr("Previous runs"));
+    m_leftTabs->setTabToolTip(1, tr("This model's earlier fine-tunes, kept on disk: select one, then Resume"));
+    lp->addWidget(m_leftTabs, 1);
     lp->addLayout(buttons);
     leftPane->setMinimumWidth(380);
     split->addWidget(leftPane);
@@ -382,7 +389,7 @@ void FinetunePage::buildUi()
     m_series->attachAxis(m_axisY);
     auto* chartView = new QChartView(m_chart);
     chartView->setRenderHint(QPainter::Antialiasing);
-    chartView->setMinimumHeight(150);
+    chartView->setMinimumHeight(120);
 
     // Top: the loss curve beside the two generations; below: the Δ/B/C table, tall enough for
     // every layer of a small model, so the comparison reads without scrolling.
@@ -406,21 +413,31 @@ void FinetunePage::buildUi()
     promptRow->addWidget(m_newTokens);
     promptRow->addWidget(m_compare);
     cl->addLayout(promptRow);
-    auto genBox = [&](const QString& title, QPlainTextEdit*& edit, const char* name) {
-        cl->addWidget(new QLabel(title));
+    // the labels beside the texts, so the two generations take the height they need and no more
+    auto* gens = new QGridLayout;
+    auto genBox = [&](int row, const QString& title, QPlainTextEdit*& edit, const char* name) {
+        auto* label = new QLabel(title);
+        label->setAlignment(Qt::AlignRight | Qt::AlignTop);
+        gens->addWidget(label, row, 0);
         edit = new QPlainTextEdit;
         edit->setObjectName(name);
         edit->setReadOnly(true);
-        edit->setMinimumHeight(40);
-        cl->addWidget(edit, 1);
+        edit->setMinimumHeight(44);
+        gens->addWidget(edit, row, 1);
+        gens->setRowStretch(row, 1);
     };
-    genBox(tr("<b>Base model</b>"), m_baseText, "finetune.baseText");
-    genBox(tr("<b>With the adapter</b>"), m_adaptedText, "finetune.adaptedText");
+    genBox(0, tr("<b>Base<br>model</b>"), m_baseText, "finetune.baseText");
+    genBox(1, tr("<b>With the<br>adapter</b>"), m_adaptedText, "finetune.adaptedText");
+    cl->addLayout(gens, 1);
+    m_prompt->setMinimumWidth(80);
+    chartView->setMinimumWidth(320);
     auto* top = new QSplitter(Qt::Horizontal);
     top->addWidget(chartView);
     top->addWidget(cmpBox);
-    top->setStretchFactor(0, 3);
-    top->setStretchFactor(1, 2);
+    top->setStretchFactor(0, 1);
+    top->setStretchFactor(1, 1);
+    top->setCollapsible(0, false);
+    top->setSizes({520, 480});
 
     auto* statsBox = new QGroupBox(tr("Scan inputs per layer over the prompt: base model → with the adapter "
                                       "(orange: changed by more than 5 %)"));
@@ -772,7 +789,7 @@ void FinetunePage::onRunsListed(const QString& modelDir, const QVector<FinetuneR
         bytes += r.bytes;
         QString text;
         if (r.resumable) {
-            text = tr("%1 · step %2 of %3 · loss %4 · r %5 · %6 · %7")
+            text = tr("%1 · step %2 of %3 · loss %4\nr %5 · %6 · %7")
                        .arg(r.saved.toString(QStringLiteral("yyyy-MM-dd HH:mm")))
                        .arg(r.step)
                        .arg(r.steps)
@@ -794,10 +811,16 @@ void FinetunePage::onRunsListed(const QString& modelDir, const QVector<FinetuneR
         if (r.dir == keep)
             item->setSelected(true);
     }
-    m_runsBox->setTitle(runs.isEmpty() ? tr("Previous runs of this model (none yet)")
-                                       : tr("Previous runs of this model (%1, %2)").arg(runs.size()).arg(sizeText(bytes)));
+    m_leftTabs->setTabText(1, runs.isEmpty() ? tr("Previous runs") : tr("Previous runs (%1)").arg(runs.size()));
     if (auto* where = findChild<QLabel*>("finetune.runsFolder"))
-        where->setText(tr("Kept in %1").arg(QDir::toNativeSeparators(m_runsRoot)));
+        where->setText(tr("%1 run(s), %2, kept in %3")
+                           .arg(runs.size())
+                           .arg(sizeText(bytes))
+                           .arg(QDir::toNativeSeparators(m_runsRoot)));
+    if (!runs.isEmpty() && m_ckptDir.isEmpty() && !m_training && selectedRun().isEmpty())
+        m_status->setText(tr("This model has %1 earlier fine-tune run(s): select one under Previous runs and "
+                             "Resume to continue it, or Start a new one.")
+                              .arg(runs.size()));
     updateButtons();
     emit runsListed();
 }

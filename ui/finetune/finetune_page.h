@@ -31,6 +31,7 @@ class QLabel;
 class QLineEdit;
 class QListWidget;
 class QGroupBox;
+class QTabWidget;
 class QPlainTextEdit;
 class QProgressBar;
 class QPushButton;
@@ -157,7 +158,7 @@ private:
     QPushButton* m_cancel = nullptr;
     QPushButton* m_resume = nullptr;
     QPushButton* m_save = nullptr;
-    QGroupBox* m_runsBox = nullptr;
+    QTabWidget* m_leftTabs = nullptr;
     QListWidget* m_runsView = nullptr;
     QPushButton* m_deleteRun = nullptr;
     QWidget* m_setup = nullptr;

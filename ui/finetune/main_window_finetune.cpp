@@ -85,7 +85,11 @@ void MainWindow::showFinetune()
         m_finetune->setModelDir(m_session->summary().path);
     dock->show();
     dock->raise();
-    resizeDocks({dock}, {int(height() * 0.6)}, Qt::Vertical);
+    // as tall as the window allows without growing past its size (1400×900 by default): the rest
+    // keeps its minimum, the page gets every other pixel (at most 60 % of the window)
+    const int others = minimumSizeHint().height() - dock->minimumSizeHint().height();
+    const int room = std::max(dock->minimumSizeHint().height(), height() - others);
+    resizeDocks({dock}, {std::min(room, int(height() * 0.6))}, Qt::Vertical);
     m_finetune->setComparePrompt(m_prompt->text());
 }
 
