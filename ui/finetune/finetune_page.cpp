@@ -158,8 +158,15 @@ void FinetunePage::buildUi()
     m_modelLabel->setWordWrap(true);
     left->addWidget(m_modelLabel);
 
-    auto* dataBox = new QGroupBox(tr("Dataset"));
-    auto* dataRow = new QHBoxLayout(dataBox);
+    // one form, no group frames: the whole setup fits the dock at the default window size
+    auto* form = new QFormLayout;
+    form->setLabelAlignment(Qt::AlignRight);
+    left->addLayout(form);
+    auto section = [&](const QString& title) {
+        auto* l = new QLabel(QStringLiteral("<b>%1</b>").arg(title));
+        form->addRow(l);
+    };
+    auto* dataRow = new QHBoxLayout;
     m_data = new QLineEdit;
     m_data->setObjectName("finetune.data");
     m_data->setPlaceholderText(tr("text file, or JSONL of {\"prompt\", \"completion\"}"));
@@ -176,10 +183,10 @@ void FinetunePage::buildUi()
     connect(m_data, &QLineEdit::textChanged, this, [this] { updateButtons(); });
     dataRow->addWidget(m_data, 1);
     dataRow->addWidget(browse);
-    left->addWidget(dataBox);
+    form->addRow(tr("Dataset"), dataRow);
 
-    auto* loraBox = new QGroupBox(tr("LoRA adapter"));
-    auto* lf = new QFormLayout(loraBox);
+    section(tr("LoRA adapter"));
+    QFormLayout* lf = form;
     m_rank = new QSpinBox;
     m_rank->setObjectName("finetune.rank");
     m_rank->setRange(1, 256);
@@ -232,21 +239,22 @@ void FinetunePage::buildUi()
     lf->addRow(tr("Targets"), targets);
     m_coverage = new QLabel;
     m_coverage->setObjectName("finetune.coverage");
-    lf->addRow(QString(), m_coverage);
     m_forPeft = new QCheckBox(tr("Export for PEFT"));
     m_forPeft->setChecked(true);
     m_forPeft->setToolTip(tr("Warn about targets Hugging Face PEFT refuses for Mamba models"));
     connect(m_forPeft, &QCheckBox::toggled, this, [this] { updateTargets(); });
-    lf->addRow(QString(), m_forPeft);
+    auto* coverageRow = new QHBoxLayout;
+    coverageRow->addWidget(m_coverage, 1);
+    coverageRow->addWidget(m_forPeft);
+    lf->addRow(QString(), coverageRow);
     m_peftWarning = new QLabel;
     m_peftWarning->setObjectName("finetune.peftWarning");
     m_peftWarning->setWordWrap(true);
     m_peftWarning->setStyleSheet("QLabel { color: #b35900; font-weight: bold; }");
     lf->addRow(QString(), m_peftWarning);
-    left->addWidget(loraBox);
 
-    auto* trainBox = new QGroupBox(tr("Training"));
-    auto* tf = new QFormLayout(trainBox);
+    section(tr("Training"));
+    QFormLayout* tf = form;
     m_lr = new QDoubleSpinBox;
     m_lr->setDecimals(5);
     m_lr->setRange(0.00001, 1);
@@ -282,7 +290,6 @@ void FinetunePage::buildUi()
     labelled(brow, tr("Seed"), m_seed);
     tf->addRow(tr("Learning rate"), lrRow);
     tf->addRow(tr("Batch"), batchRow);
-    left->addWidget(trainBox);
 
     auto* buttons = new QHBoxLayout;
     m_start = new QPushButton(tr("Start"));
@@ -694,6 +701,7 @@ void FinetunePage::start()
     m_maxLoss = 0;
     m_doneStep = 0;
     m_axisX->setRange(0, s.steps);
+    m_axisX->applyNiceNumbers(); // ticks at round steps (0, 50, 100 …), not 37, 75, 112
     m_progress->setRange(0, s.steps);
     m_progress->setValue(0);
     m_baseText->clear();
@@ -748,6 +756,7 @@ void FinetunePage::resume()
     m_training = true;
     m_resumingDir = dir;
     m_axisX->setRange(0, steps);
+    m_axisX->applyNiceNumbers(); // ticks at round steps (0, 50, 100 …), not 37, 75, 112
     m_progress->setRange(0, steps);
     m_progress->setValue(int(at));
     m_status->setText(steps == at ? tr("Opening the run %1…").arg(QFileInfo(dir).fileName())
@@ -855,6 +864,7 @@ void FinetunePage::selectRun(const QString& dir)
     m_steps->setValue(int(run->steps));
     showHistory(run->history);
     m_axisX->setRange(0, std::max<qint64>(1, run->steps));
+    m_axisX->applyNiceNumbers(); // ticks at round steps (0, 50, 100 …), not 37, 75, 112
     m_progress->setRange(0, int(std::max<qint64>(1, run->steps)));
     m_progress->setValue(int(run->step));
     m_status->setText(run->step < run->steps
