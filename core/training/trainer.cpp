@@ -30,6 +30,7 @@ nlohmann::ordered_json TrainOptions::toJson() const
             {"checkpoint_every", checkpointEvery},
             {"eval_every", evalEvery},
             {"eval_samples", evalSamples},
+            {"history_every", historyEvery},
             {"target_accuracy", targetAccuracy},
             {"adapter", adapter},
             {"base_model", baseModel},
@@ -53,6 +54,7 @@ TrainOptions TrainOptions::fromJson(const nlohmann::json& j)
     o.checkpointEvery = j.value("checkpoint_every", o.checkpointEvery);
     o.evalEvery = j.value("eval_every", o.evalEvery);
     o.evalSamples = j.value("eval_samples", o.evalSamples);
+    o.historyEvery = j.value("history_every", o.historyEvery);
     o.targetAccuracy = j.value("target_accuracy", o.targetAccuracy);
     o.adapter = j.value("adapter", o.adapter);
     o.baseModel = j.value("base_model", o.baseModel);
@@ -94,6 +96,8 @@ Trainer::Trainer(TrainModel& model, const Task& task, TrainOptions opts, fs::pat
 {
     if (m_opts.steps <= 0 || m_opts.batch <= 0)
         throw Error(ErrorCode::InvalidArgument, "steps and batch must be positive");
+    if (m_opts.historyEvery <= 0)
+        throw Error(ErrorCode::InvalidArgument, fmt::format("history_every must be positive, not {}", m_opts.historyEvery));
     if (task.vocabSize() > model.vocabSize())
         throw Error(ErrorCode::InvalidArgument,
                     fmt::format("the task uses {} token ids but the model has only {} embedding rows",
@@ -196,7 +200,7 @@ TrainResult Trainer::run(const std::function<void(const TrainProgress&)>& progre
         pr.tokensPerSecond = secs > 0 ? double(tokens) / secs : 0;
         const double perStep = secs / double(m_step - startStep);
         pr.etaSeconds = perStep * double(m_opts.steps - m_step);
-        if (m_step % 10 == 0 || m_step == m_opts.steps) {
+        if (m_step % m_opts.historyEvery == 0 || m_step == m_opts.steps) {
             m_history.push_back({{"step", m_step}, {"loss", lastLoss}, {"lr", lr}});
             if (st.auxLoss > 0) // MoE: the load-balancing loss (X·Σ f·P; top-k when perfectly balanced)
                 m_history.back()["aux_loss"] = st.auxLoss;

@@ -33,6 +33,7 @@ struct TrainOptions {
     int64_t checkpointEvery = 200; // 0: only at the end (and on cancel)
     int64_t evalEvery = 200;       // 0: never during training
     int64_t evalSamples = 256;
+    int64_t historyEvery = 10;     // the loss goes into trainer_state.json's history every N steps
     double targetAccuracy = 0;     // > 0: stop once a periodic evaluation reaches it
     bool adapter = false;          // save the LoRA adapter instead of the whole model
     std::string baseModel;         // adapter_config.json's base_model_name_or_path

@@ -2,8 +2,11 @@
 // small text: targets show their coverage and the PEFT warning; a short fine-tune fills the
 // loss curve and lowers the loss; the before/after panel shows both generations and the
 // per-layer Δ/B/C statistics; the saved adapter loads back with the trained weights; Cancel
-// leaves a checkpoint that Resume continues to the requested steps; an unsaved adapter is
-// never discarded without asking; the main window reaches the page from its Train menu.
+// leaves a checkpoint that Resume continues to the requested steps; runs persist in the runs
+// folder: a run stopped on one page (window) is listed on a new one, with its settings, and
+// resumes there to the requested steps with its loss curve restored, ending exactly where an
+// uninterrupted run ends; runs can be deleted; a model that is not a Mamba disables the page
+// with a message naming it; the main window reaches the page from its Train menu.
 #include <QApplication>
 #include <QCheckBox>
 #include <QDockWidget>
@@ -12,6 +15,7 @@
 #include <QMenuBar>
 #include <QPushButton>
 #include <QSignalSpy>
+#include <QStandardPaths>
 #include <QTableWidget>
 #include <QTest>
 
@@ -29,7 +33,7 @@ using namespace archlens;
 class TestFinetunePage : public QObject {
     Q_OBJECT
     QTemporaryDir m_tmp;
-    QString m_model, m_text;
+    QString m_model, m_text, m_runs;
 
     static double meanY(const QList<QPointF>& pts, int from, int to)
     {
@@ -49,9 +53,48 @@ class TestFinetunePage : public QObject {
     }
 
 private slots:
+    static const ui::FinetuneRun* findRun(const ui::FinetunePage& page, qint64 step)
+    {
+        for (const ui::FinetuneRun& r : page.runs())
+            if (r.step == step && r.resumable)
+                return &r;
+        return nullptr;
+    }
+
+    // Trains `steps` on a fresh page and stops it once `stopAt` losses are on the curve (0: never).
+    ui::FinetuneDone trainOnNewPage(int steps, int stopAt, QList<QPointF>* curve)
+    {
+        ui::FinetunePage page;
+        QSignalSpy ready(&page, &ui::FinetunePage::modelPrepared);
+        QSignalSpy done(&page, &ui::FinetunePage::trainingFinished);
+        page.setModelDir(m_model);
+        page.show();
+        if (!ready.wait(20000))
+            return {};
+        page.setDataPath(m_text);
+        page.setTargets({"in_proj", "x_proj"});
+        page.setAdapter(4, 8, 0.1);
+        page.setTraining(steps, 4, 24, 0.01);
+        const QLineSeries* series = page.lossSeries();
+        if (stopAt > 0)
+            connect(series, &QXYSeries::pointAdded, &page, [&] {
+                if (series->count() >= stopAt)
+                    page.cancel();
+            });
+        page.start();
+        if (!done.wait(30000))
+            return {};
+        *curve = series->points();
+        return done.front().front().value<ui::FinetuneDone>();
+    }
+
     void initTestCase()
     {
         QVERIFY(m_tmp.isValid());
+        // runs go to a temporary folder, never into the user's AppData
+        QStandardPaths::setTestModeEnabled(true);
+        m_runs = m_tmp.filePath("runs");
+        ui::FinetunePage::setDefaultRunsRoot(m_runs);
         m_text = m_tmp.filePath("lab6.txt");
         QFile f(m_text);
         QVERIFY(f.open(QIODevice::WriteOnly));
@@ -114,7 +157,8 @@ private slots:
         QVERIFY(page.hasUnsavedAdapter());
 
         // the before/after panel fills in by itself
-        QVERIFY(compared.wait(20000));
+        QVERIFY2(compared.count() > 0 || compared.wait(20000),
+                 qPrintable(failed.isEmpty() ? QString() : failed.front().front().toString()));
         QVERIFY(page.baseGeneration().startsWith("the cat"));
         QVERIFY(page.adaptedGeneration().startsWith("the cat"));
         QVERIFY(page.baseGeneration().size() > QString("the cat").size());
@@ -178,13 +222,181 @@ private slots:
         QCOMPARE(page.lossSeries()->count(), 300);
         QVERIFY(compared.wait(20000));
 
-        // an unsaved adapter is not discarded without asking
-        page.setConfirmHandler([&](const QString&) { return ++asked, false; });
+        // a finished run is kept in its folder, so starting another asks nothing and loses nothing
+        QVERIFY(page.checkpointDir().startsWith(m_runs + "/tiny-mamba-"));
+        const QString kept = page.checkpointDir();
+        QSignalSpy listed(&page, &ui::FinetunePage::runsListed);
+        page.setTraining(10, 4, 24, 0.01);
         page.start();
-        QCOMPARE(asked, 1);
-        QVERIFY(!page.isTraining());
-        QVERIFY(page.hasUnsavedAdapter());
+        QCOMPARE(asked, 0);
+        QVERIFY(page.isTraining());
+        QVERIFY(done.wait(30000));
+        QVERIFY(page.checkpointDir() != kept);
+        QVERIFY(listed.wait(10000));
+        QStringList dirs;
+        for (const auto& r : page.runs())
+            dirs << r.dir;
+        QVERIFY2(dirs.contains(kept) && dirs.contains(page.checkpointDir()), qPrintable(dirs.join(", ")));
         QVERIFY(failed.isEmpty());
+
+        // a running fine-tune asks before it is stopped (quitting, another model)
+        page.setTraining(100000, 4, 24, 0.01);
+        page.start();
+        page.setConfirmHandler([&](const QString& q) { return ++asked, !q.contains("Stop it"); });
+        QVERIFY(!page.confirmDiscard("quit"));
+        QCOMPARE(asked, 1);
+        QVERIFY(page.isTraining());
+        page.cancel();
+        QVERIFY(done.wait(30000));
+    }
+
+    void stoppedRunResumesOnANewPage()
+    {
+        // the reference: 80 steps without interruption
+        QList<QPointF> whole;
+        const ui::FinetuneDone ref = trainOnNewPage(80, 0, &whole);
+        QCOMPARE(ref.step, qint64(80));
+        QCOMPARE(whole.size(), 80);
+
+        // the same run stopped after 25 steps, its page destroyed
+        QList<QPointF> before;
+        const ui::FinetuneDone stopped = trainOnNewPage(80, 25, &before);
+        QVERIFY(stopped.cancelled);
+        QVERIFY(stopped.step >= 25 && stopped.step < 80);
+        QCOMPARE(before.size(), int(stopped.step));
+        QVERIFY(stopped.checkpointDir.startsWith(m_runs));
+
+        // a new page lists it with its settings; Resume continues it with the curve restored
+        ui::FinetunePage page;
+        QSignalSpy ready(&page, &ui::FinetunePage::modelPrepared);
+        QSignalSpy listed(&page, &ui::FinetunePage::runsListed);
+        QSignalSpy done(&page, &ui::FinetunePage::trainingFinished);
+        QSignalSpy failed(&page, &ui::FinetunePage::failed);
+        page.setModelDir(m_model);
+        page.show();
+        QVERIFY(ready.wait(20000));
+        QVERIFY(listed.count() > 0 || listed.wait(10000));
+        const ui::FinetuneRun* run = findRun(page, stopped.step);
+        QVERIFY(run);
+        QCOMPARE(run->dir, stopped.checkpointDir);
+        QCOMPARE(run->steps, qint64(80));
+        QCOMPARE(run->settings.rank, 4);
+        QCOMPARE(run->settings.dropout, 0.1);
+        QCOMPARE(run->settings.targets, QStringList({"in_proj", "x_proj"}));
+        QCOMPARE(run->settings.dataPath, QFileInfo(m_text).absoluteFilePath());
+        QCOMPARE(run->history.size(), int(stopped.step));
+        page.selectRun(run->dir);
+        QCOMPARE(page.selectedRun(), stopped.checkpointDir);
+        QCOMPARE(page.lossSeries()->points(), before); // the curve, as it was drawn before
+        QVERIFY(page.findChild<QPushButton*>("finetune.resume")->isEnabled());
+        page.resume();
+        QVERIFY2(done.wait(30000), qPrintable(failed.isEmpty() ? QString() : failed.front().front().toString()));
+        const auto resumed = done.front().front().value<ui::FinetuneDone>();
+        QVERIFY(!resumed.cancelled);
+        QCOMPARE(resumed.step, qint64(80));
+        const QList<QPointF> after = page.lossSeries()->points();
+        QCOMPARE(after.size(), 80);
+        QCOMPARE(after.mid(0, before.size()), before);
+        // the same batches, dropout masks and optimizer state: it ends where the uninterrupted run ends
+        QCOMPARE(after, whole);
+        QVERIFY(failed.isEmpty());
+
+        // deleting asks, and a refusal keeps the run
+        int asked = 0;
+        page.setConfirmHandler([&](const QString&) { return ++asked, false; });
+        page.deleteRun(stopped.checkpointDir);
+        QCOMPARE(asked, 1);
+        QVERIFY(QFileInfo::exists(stopped.checkpointDir + "/trainer_state.json"));
+        page.setConfirmHandler([&](const QString&) { return ++asked, true; });
+        page.deleteRun(stopped.checkpointDir);
+        auto listedRun = [&] {
+            for (const auto& r : page.runs())
+                if (r.dir == stopped.checkpointDir)
+                    return true;
+            return false;
+        };
+        QTRY_VERIFY_WITH_TIMEOUT(!listedRun(), 10000);
+        QVERIFY(!QFileInfo::exists(stopped.checkpointDir));
+    }
+
+    void runSurvivesTheWindow()
+    {
+        QString dir;
+        qint64 step = 0;
+        {
+            ui::MainWindow w;
+            QSignalSpy ready(&w, &ui::MainWindow::modelReady);
+            w.openModel(m_model);
+            QVERIFY(ready.wait(20000));
+            auto* page = w.finetunePage();
+            page->setConfirmHandler([](const QString&) { return true; });
+            QSignalSpy prepared(page, &ui::FinetunePage::modelPrepared);
+            w.show();
+            w.showFinetune();
+            QVERIFY(prepared.wait(20000));
+            page->setDataPath(m_text);
+            page->setTraining(100000, 4, 24, 0.01);
+            QSignalSpy progress(page->lossSeries(), &QXYSeries::pointAdded);
+            page->start();
+            QVERIFY(progress.wait(20000));
+            dir = page->checkpointDir();
+            // the window goes while the fine-tune runs: it stops after its step and keeps its checkpoint
+        }
+        QVERIFY(QFileInfo::exists(dir + "/trainer_state.json"));
+        {
+            std::ifstream sf((dir + "/trainer_state.json").toStdString());
+            step = nlohmann::json::parse(sf)["step"].get<qint64>();
+        }
+        QVERIFY(step > 0);
+        ui::MainWindow w;
+        QSignalSpy ready(&w, &ui::MainWindow::modelReady);
+        w.openModel(m_model);
+        QVERIFY(ready.wait(20000));
+        auto* page = w.finetunePage();
+        QSignalSpy listed(page, &ui::FinetunePage::runsListed);
+        w.show();
+        w.showFinetune();
+        QVERIFY(listed.wait(20000));
+        const ui::FinetuneRun* run = findRun(*page, step);
+        QVERIFY(run);
+        QCOMPARE(run->dir, dir);
+        QCOMPARE(run->history.size(), int(step));
+        QSignalSpy done(page, &ui::FinetunePage::trainingFinished);
+        page->selectRun(dir);
+        page->setTraining(int(step) + 5, 4, 24, 0.01);
+        page->resume();
+        QVERIFY(done.wait(30000));
+        QCOMPARE(done.front().front().value<ui::FinetuneDone>().step, step + 5);
+        QCOMPARE(page->lossSeries()->count(), int(step) + 5);
+    }
+
+    void nonMambaModelDisablesThePage()
+    {
+        ui::MainWindow w;
+        QSignalSpy ready(&w, &ui::MainWindow::modelReady);
+        w.openModel(QStringLiteral(ARCHLENS_SOURCE_DIR "/resources/models/llama-text"));
+        QVERIFY(ready.wait(20000));
+        auto* page = w.finetunePage();
+        w.show();
+        w.showFinetune();
+        QVERIFY(page->isUnsupported());
+        QVERIFY2(page->modelMessage().contains("LoRA fine-tuning is available for Mamba models") &&
+                     page->modelMessage().contains("Llama"),
+                 qPrintable(page->modelMessage()));
+        QVERIFY(!page->findChild<QPushButton*>("finetune.start")->isEnabled());
+        QVERIFY(!page->findChild<QPushButton*>("finetune.resume")->isEnabled());
+        QVERIFY(!page->findChild<QWidget*>("finetune.data")->isEnabled());
+        QVERIFY(!page->findChild<QWidget*>("finetune.rank")->isEnabled());
+        QVERIFY(!page->findChild<QWidget*>("finetune.runs")->isEnabled());
+
+        // a Mamba opened next brings the page back
+        QSignalSpy prepared(page, &ui::FinetunePage::modelPrepared);
+        ready.clear();
+        w.openModel(m_model);
+        QVERIFY(ready.wait(20000));
+        QVERIFY(prepared.count() > 0 || prepared.wait(20000));
+        QVERIFY(!page->isUnsupported());
+        QVERIFY(page->findChild<QWidget*>("finetune.data")->isEnabled());
     }
 
     void mainWindowReachesThePage()

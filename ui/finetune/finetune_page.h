@@ -5,12 +5,19 @@
 // Resume; a live loss curve with tokens/s, step and time left; Save adapter; and, after
 // training, the base model's and the adapted model's greedy generations side by side with
 // per-layer Δ/B/C statistics before and after. All model work runs on a FinetuneWorker
-// thread; an unsaved adapter is never discarded without asking.
+// thread.
+//
+// Every run is kept in its own folder under a persistent per-user runs folder
+// (AppDataLocation/finetune/<model>-<timestamp>): the trainer's checkpoint with the page's
+// settings and the loss history. "Previous runs" lists the current model's runs; Resume
+// continues the selected one (after a restart too, the loss curve redrawn from its history),
+// Delete removes one after asking. Nothing trained is dropped without asking: a running
+// fine-tune stopped by quitting or opening another model leaves its checkpoint.
 #pragma once
 
 #include <QPointer>
-#include <QTemporaryDir>
 #include <QThread>
+#include <QVector>
 #include <QWidget>
 
 #include <functional>
@@ -22,6 +29,9 @@ class QCheckBox;
 class QDoubleSpinBox;
 class QLabel;
 class QLineEdit;
+class QListWidget;
+class QGroupBox;
+class QTabWidget;
 class QPlainTextEdit;
 class QProgressBar;
 class QPushButton;
@@ -42,6 +52,23 @@ public:
     // The model to fine-tune (a Mamba folder); loaded on the worker when the page is shown.
     void setModelDir(const QString& dir);
     QString modelDir() const { return m_modelDir; }
+    // A model that is not a Mamba: the page says so (naming what it is) and disables itself.
+    void setUnsupportedModel(const QString& dir, const QString& why);
+    bool isUnsupported() const { return !m_unsupported.isEmpty(); }
+    QString modelMessage() const;
+
+    // Where runs are kept: AppDataLocation/finetune unless set (tests: a temporary folder).
+    static QString defaultRunsRoot();
+    static void setDefaultRunsRoot(const QString& dir); // for pages created afterwards
+    void setRunsRoot(const QString& dir);
+    QString runsRoot() const { return m_runsRoot; }
+    // The current model's runs as last listed, newest first.
+    const QVector<FinetuneRun>& runs() const { return m_runList; }
+    // Selects a listed run: its settings fill the form and its loss curve is drawn.
+    void selectRun(const QString& dir);
+    QString selectedRun() const;
+    void deleteRun(const QString& dir);
+    void refreshRuns();
     void setDataPath(const QString& path);
     void setComparePrompt(const QString& text);
     void setTargets(const QStringList& targets);
@@ -51,6 +78,7 @@ public:
 
     void start();
     void cancel();
+    // Continues the selected run (the one just stopped, or one from an earlier session) up to Steps.
     void resume();
     void compare();
     void saveAdapterTo(const QString& dir);
@@ -76,6 +104,7 @@ signals:
     void comparisonReady();
     void adapterSaved(const QString& dir);
     void failed(const QString& message);
+    void runsListed();
 
 protected:
     void showEvent(QShowEvent* e) override;
@@ -91,15 +120,22 @@ private:
     void onFinished(const FinetuneDone& d);
     void onCompared(const FinetuneComparison& c);
     void onFailed(const QString& what, const QString& message);
+    void onRunsListed(const QString& modelDir, const QVector<FinetuneRun>& runs);
+    void showHistory(const QVector<QPointF>& points);
+    void fillForm(const FinetuneSettings& s);
+    QString newRunDir() const;
+    void fitStatsRows(int rows);
 
     QThread m_thread;
     FinetuneWorker* m_worker = nullptr;
     std::function<bool(const QString&)> m_ask;
     QString m_modelDir, m_loadedDir, m_requestedDir;
     std::shared_ptr<const archlens::train::MambaTrainModel> m_base;
-    QTemporaryDir m_ckptRoot;
-    QString m_ckptDir;
-    int m_runs = 0;
+    QString m_runsRoot;
+    QString m_ckptDir;     // the run in memory (trained or resumed this session)
+    QString m_resumingDir; // the run a resume was asked for
+    QString m_unsupported; // why the current model cannot be fine-tuned
+    QVector<FinetuneRun> m_runList;
     bool m_training = false, m_unsaved = false, m_resumable = false, m_hasAdapter = false;
     qint64 m_doneStep = 0;
     double m_maxLoss = 0, m_minLoss = 0;
@@ -122,6 +158,10 @@ private:
     QPushButton* m_cancel = nullptr;
     QPushButton* m_resume = nullptr;
     QPushButton* m_save = nullptr;
+    QTabWidget* m_leftTabs = nullptr;
+    QListWidget* m_runsView = nullptr;
+    QPushButton* m_deleteRun = nullptr;
+    QWidget* m_setup = nullptr;
     QLabel* m_status = nullptr;
     QProgressBar* m_progress = nullptr;
     QChart* m_chart = nullptr;
@@ -134,6 +174,7 @@ private:
     QPlainTextEdit* m_baseText = nullptr;
     QPlainTextEdit* m_adaptedText = nullptr;
     QTableWidget* m_stats = nullptr;
+    QGroupBox* m_statsBox = nullptr;
 };
 
 } // namespace archlens::ui

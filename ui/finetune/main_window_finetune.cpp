@@ -13,6 +13,8 @@
 
 namespace archlens::ui {
 
+QString finetuneUnsupportedText(const ModelSummary& s);
+
 void MainWindow::buildFinetuneDock()
 {
     auto* dock = new QDockWidget(tr("Fine-tune (LoRA)"), this);
@@ -38,11 +40,40 @@ void MainWindow::buildFinetuneDock()
         const bool mamba = !s.layerMixer.isEmpty() &&
                            std::all_of(s.layerMixer.begin(), s.layerMixer.end(),
                                        [](const QString& m) { return m == QLatin1String("mamba"); });
-        if (!mamba || s.path == m_finetune->modelDir())
+        if (s.path == m_finetune->modelDir() && mamba != m_finetune->isUnsupported())
             return;
-        if (m_finetune->confirmDiscard(tr("follow the newly opened model")))
-            m_finetune->setModelDir(s.path); // else the page keeps its model and adapter
+        if (!m_finetune->confirmDiscard(tr("follow the newly opened model")))
+            return; // the page keeps its model and its running fine-tune
+        if (mamba)
+            m_finetune->setModelDir(s.path);
+        else
+            m_finetune->setUnsupportedModel(s.path, finetuneUnsupportedText(s));
     });
+}
+
+QString finetuneUnsupportedText(const ModelSummary& s)
+{
+    QString family = s.architecture;
+    for (const char* suffix : {"ForCausalLM", "LMHeadModel", "Model"})
+        if (family.endsWith(QLatin1String(suffix)) && family.size() > int(qstrlen(suffix))) {
+            family.chop(int(qstrlen(suffix)));
+            break;
+        }
+    if (family.isEmpty())
+        family = QObject::tr("model without Mamba layers");
+    const auto mambaLayers = std::count(s.layerMixer.begin(), s.layerMixer.end(), QStringLiteral("mamba"));
+    const QString what =
+        mambaLayers > 0
+            ? QObject::tr("this model is a %1 (%2), a hybrid: only %3 of its %4 layers are Mamba")
+                  .arg(family, s.architecture)
+                  .arg(mambaLayers)
+                  .arg(s.layerMixer.size())
+            : s.architecture.isEmpty() || family == s.architecture
+                  ? QObject::tr("this model is a %1").arg(family)
+                  : QObject::tr("this model is a %1 (%2)").arg(family, s.architecture);
+    return QObject::tr("LoRA fine-tuning is available for Mamba models; %1. Open a Mamba model (File → Open model "
+                       "folder) to fine-tune it.")
+        .arg(what);
 }
 
 void MainWindow::showFinetune()
@@ -54,7 +85,11 @@ void MainWindow::showFinetune()
         m_finetune->setModelDir(m_session->summary().path);
     dock->show();
     dock->raise();
-    resizeDocks({dock}, {int(height() * 0.6)}, Qt::Vertical);
+    // as tall as the window allows without growing past its size (1400×900 by default): the rest
+    // keeps its minimum, the page gets every other pixel (at most 60 % of the window)
+    const int others = minimumSizeHint().height() - dock->minimumSizeHint().height();
+    const int room = std::max(dock->minimumSizeHint().height(), height() - others);
+    resizeDocks({dock}, {std::min(room, int(height() * 0.6))}, Qt::Vertical);
     m_finetune->setComparePrompt(m_prompt->text());
 }
 
