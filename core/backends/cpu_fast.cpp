@@ -331,22 +331,26 @@ public:
                 "expertFfn", shapeToString(ew.down->shape()));
             linearRaw(xs.data(), n, D, *ew.gate, nullptr, gs.data());
             linearRaw(xs.data(), n, D, *ew.up, nullptr, us.data());
-            m_pool->parallelFor(n * I, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
-                m_k->silu(gs.data() + i0, gs.data() + i0, i1 - i0);
-                m_k->mul(gs.data() + i0, us.data() + i0, gs.data() + i0, i1 - i0);
+            // (the scratch is thread_local: workers must get its pointers, not its name)
+            float* gp = gs.data();
+            const float* up = us.data();
+            m_pool->parallelFor(n * I, kElementwiseGrain, [=, this](int64_t i0, int64_t i1) {
+                m_k->silu(gp + i0, gp + i0, i1 - i0);
+                m_k->mul(gp + i0, up + i0, gp + i0, i1 - i0);
             });
             linearRaw(gs.data(), n, I, *ew.down, nullptr, os.data());
             for (int64_t r = 0; r < n; ++r)
                 std::copy_n(os.data() + r * D, D, ys.data() + slots[r] * D);
         }
+        const float* yp = ys.data();
         m_pool->parallelFor(T, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, D * k)),
-            [&](int64_t t0, int64_t t1) {
+            [&, yp](int64_t t0, int64_t t1) {
                 for (int64_t t = t0; t < t1; ++t) {
                     float* o = out.f32() + t * D;
                     std::fill_n(o, D, 0.f);
                     for (int64_t j = 0; j < k; ++j) {
                         const float wgt = topkWeights.f32()[t * k + j];
-                        const float* y = ys.data() + (t * k + j) * D;
+                        const float* y = yp + (t * k + j) * D;
                         for (int64_t d = 0; d < D; ++d)
                             o[d] += wgt * y[d];
                     }

@@ -6,6 +6,7 @@
 // A backend that cannot run here, or that lacks an op, is a skip with the reason.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -401,7 +402,10 @@ TEST_P(BackendOps, RouterExpertsAndSampling)
     requireOp(Op::RouterTopK);
     requireOp(Op::ExpertFfn);
     requireOp(Op::Sample);
-    const int64_t T = 5, X = 6, k = 2, D = 7, I = 9;
+    // small, and big enough that the fast backend splits the expert activations and the
+    // per-token sums over its threads
+    for (const auto [T, X, k, D, I] : { std::array<int64_t, 5> { 5, 6, 2, 7, 9 }, std::array<int64_t, 5> { 64, 4, 2, 300, 600 } }) {
+    SCOPED_TRACE(fmt::format("T={} experts={} k={} D={} I={}", T, X, k, D, I));
     Tensor logits = randn({ T, X }, rng);
     Tensor probs = Tensor::empty({ T, X }), ids = Tensor::empty({ T, k }, DType::I32), w = Tensor::empty({ T, k });
     Tensor probsR = Tensor::empty({ T, X }), idsR = Tensor::empty({ T, k }, DType::I32), wR = Tensor::empty({ T, k });
@@ -424,6 +428,7 @@ TEST_P(BackendOps, RouterExpertsAndSampling)
     be->expertFfn(x, idsR, wR, experts, out);
     ref->expertFfn(x, idsR, wR, experts, outR);
     EXPECT_LE(relError(out, outR), kTolGemm);
+    }
 
     Tensor row = randn({ 50 }, rng);
     for (float temp : { 0.f, 0.7f }) {
