@@ -3,9 +3,9 @@
 // these choices:
 //  * the selective scan (chunk and step) runs fused in one pass per channel block in the
 //    per-ISA kernels, channel blocks spread over the pool;
-//  * GEMMs (linear) go through Eigen's single-threaded GEMM on column slices of the output,
-//    one slice per thread (Eigen's own threading would need OpenMP and a second pool
-//    competing for the same cores);
+//  * GEMMs (linear) go through our blocked, packed SGEMM (cpu_gemm.h; per-ISA micro-kernels
+//    in the kernel TUs, since Eigen here would be compiled for the baseline SSE2), split over
+//    the pool by output blocks; the scalar ISA keeps Eigen;
 //  * norms, elementwise ops, the convolution, rotary and attention are split over rows,
 //    channels or heads; router top-k, expert FFNs and sampling use the reference code.
 #include "backends/cpu_fast.h"
@@ -19,11 +19,11 @@
 #include <cstring>
 #include <thread>
 
-#include <Eigen/Core>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "backends/cpu_fast_dispatch.h"
+#include "backends/cpu_gemm.h"
 #include "base/thread_pool.h"
 #include "ops/math.h"
 
@@ -59,13 +59,24 @@ std::string bestCpuIsa()
 
 namespace {
 
-using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using MapConst = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
-using Map = Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>>;
-
 void checkShape(bool ok, const char* op, const std::string& what)
 {
     ARCHLENS_ASSERT(ok, "{}: {}", op, what);
+}
+
+fastcpu::GemmBType gemmType(DType t)
+{
+    switch (t) {
+    case DType::F32:
+        return fastcpu::GemmBType::F32;
+    case DType::F16:
+        return fastcpu::GemmBType::F16;
+    case DType::BF16:
+        return fastcpu::GemmBType::BF16;
+    default:
+        throw makeError(ErrorCode::InvalidArgument, "linear: weights of dtype {} (expected F32, F16 or BF16)",
+            dtypeName(t));
+    }
 }
 
 // Work below these sizes runs on the caller: waking the pool costs a few microseconds.
@@ -98,28 +109,21 @@ public:
     }
     std::string isa() const override { return m_k->name; }
 
+    // Our blocked GEMM (cpu_gemm.h) with the per-ISA micro-kernels, split over the pool by
+    // output blocks; Eigen on the scalar ISA. F16/BF16 weights are widened panel by panel.
     void linear(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) override
     {
         const int64_t T = x.dim(0), in = x.dim(1), out = w.dim(0);
         checkShape(w.dim(1) == in && y.dim(0) == T && y.dim(1) == out, "linear",
             shapeToString(x.shape()) + " x " + shapeToString(w.shape()));
-        const double flops = 2.0 * double(T) * double(in) * double(out);
-        const int64_t grain = std::max<int64_t>(16, int64_t(double(out) * kGemmGrainFlops / std::max(1.0, flops)));
-        const float* bias = b ? b->f32() : nullptr;
-        m_pool->parallelFor(
-            out, grain,
-            [&](int64_t o0, int64_t o1) {
-                const int64_t cols = o1 - o0;
-                MapConst X(x.f32(), T, in, Eigen::OuterStride<>(in));
-                MapConst W(w.f32() + o0 * in, cols, in, Eigen::OuterStride<>(in));
-                Map Y(y.f32() + o0, T, cols, Eigen::OuterStride<>(out));
-                Y.noalias() = X * W.transpose();
-                if (bias) {
-                    Eigen::Map<const Eigen::RowVectorXf> bv(bias + o0, cols);
-                    Y.rowwise() += bv;
-                }
-            },
-            16);
+        if (b)
+            checkShape(b->numel() == out, "linear", "bias " + shapeToString(b->shape()));
+        linearRaw(x.f32(), T, in, w, b ? b->f32() : nullptr, y.f32());
+    }
+
+    bool acceptsWeightDType(DType dtype) const override
+    {
+        return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16;
     }
 
     void embedding(const std::vector<int32_t>& ids, const Tensor& table, Tensor& out) override
@@ -282,10 +286,76 @@ public:
 
     void routerTopK(const RouterArgs& a) override { m_ref->routerTopK(a); }
 
+    // Tokens are grouped per expert, so each expert runs three GEMMs over all its tokens (the
+    // reference runs three GEMVs per token and choice); each (token, choice) output lands in
+    // its own row and the rows are summed per token in the reference's order (choice 0 first).
     void expertFfn(const Tensor& x, const Tensor& topkIds, const Tensor& topkWeights,
         const std::vector<ExpertWeights>& experts, Tensor& out) override
     {
-        m_ref->expertFfn(x, topkIds, topkWeights, experts, out);
+        const int64_t T = x.dim(0), D = x.dim(1), k = topkIds.dim(1);
+        checkShape(out.dim(0) == T && out.dim(1) == D && topkWeights.dim(0) == T && topkWeights.dim(1) == k,
+            "expertFfn", shapeToString(x.shape()));
+        thread_local std::vector<int64_t> rows; // (token, choice) slots, grouped by expert
+        thread_local std::vector<int64_t> start; // first slot of each expert in rows
+        thread_local std::vector<float> xs, gs, us, os, ys;
+        const int64_t X = int64_t(experts.size());
+        start.assign(size_t(X + 1), 0);
+        for (int64_t s = 0; s < T * k; ++s) {
+            const int32_t e = topkIds.i32()[s];
+            ARCHLENS_ASSERT(e >= 0 && e < X, "expertFfn: expert id {} outside 0..{}", e, X - 1);
+            ++start[size_t(e) + 1];
+        }
+        for (int64_t e = 0; e < X; ++e)
+            start[size_t(e + 1)] += start[size_t(e)];
+        rows.resize(size_t(T * k));
+        {
+            std::vector<int64_t> fill(start.begin(), start.end() - 1);
+            for (int64_t s = 0; s < T * k; ++s)
+                rows[size_t(fill[size_t(topkIds.i32()[s])]++)] = s;
+        }
+        ys.resize(size_t(T * k * D));
+        for (int64_t e = 0; e < X; ++e) {
+            const int64_t n = start[size_t(e + 1)] - start[size_t(e)];
+            if (n == 0)
+                continue;
+            const ExpertWeights& ew = experts[size_t(e)];
+            const int64_t I = ew.gate->dim(0);
+            xs.resize(size_t(n * D));
+            gs.resize(size_t(n * I));
+            us.resize(size_t(n * I));
+            os.resize(size_t(n * D));
+            const int64_t* slots = rows.data() + start[size_t(e)];
+            for (int64_t r = 0; r < n; ++r)
+                std::copy_n(x.f32() + (slots[r] / k) * D, D, xs.data() + r * D);
+            checkShape(ew.gate->dim(1) == D && ew.up->dim(0) == I && ew.down->dim(0) == D && ew.down->dim(1) == I,
+                "expertFfn", shapeToString(ew.down->shape()));
+            linearRaw(xs.data(), n, D, *ew.gate, nullptr, gs.data());
+            linearRaw(xs.data(), n, D, *ew.up, nullptr, us.data());
+            // (the scratch is thread_local: workers must get its pointers, not its name)
+            float* gp = gs.data();
+            const float* up = us.data();
+            m_pool->parallelFor(n * I, kElementwiseGrain, [=, this](int64_t i0, int64_t i1) {
+                m_k->silu(gp + i0, gp + i0, i1 - i0);
+                m_k->mul(gp + i0, up + i0, gp + i0, i1 - i0);
+            });
+            linearRaw(gs.data(), n, I, *ew.down, nullptr, os.data());
+            for (int64_t r = 0; r < n; ++r)
+                std::copy_n(os.data() + r * D, D, ys.data() + slots[r] * D);
+        }
+        const float* yp = ys.data();
+        m_pool->parallelFor(T, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, D * k)),
+            [&, yp](int64_t t0, int64_t t1) {
+                for (int64_t t = t0; t < t1; ++t) {
+                    float* o = out.f32() + t * D;
+                    std::fill_n(o, D, 0.f);
+                    for (int64_t j = 0; j < k; ++j) {
+                        const float wgt = topkWeights.f32()[t * k + j];
+                        const float* y = yp + (t * k + j) * D;
+                        for (int64_t d = 0; d < D; ++d)
+                            o[d] += wgt * y[d];
+                    }
+                }
+            });
     }
 
     int32_t sample(const Tensor& logits, const SamplingParams& params, uint64_t& rngState) override
@@ -294,6 +364,30 @@ public:
     }
 
 private:
+    // y (T, out) = x (T, in) · Wᵀ (+ bias), rows contiguous
+    void linearRaw(const float* x, int64_t T, int64_t in, const Tensor& w, const float* bias, float* y)
+    {
+        const int64_t out = w.dim(0);
+        fastcpu::GemmArgs g;
+        g.M = T;
+        g.N = out;
+        g.K = in;
+        g.a = x;
+        g.lda = in;
+        g.b = w.raw();
+        g.ldb = in;
+        g.transB = true;
+        g.bType = gemmType(w.dtype());
+        g.c = y;
+        g.ldc = out;
+        if (bias) {
+            for (int64_t t = 0; t < T; ++t)
+                std::copy_n(bias, out, y + t * out);
+            g.accumulate = true;
+        }
+        sgemm(g, m_pool.get(), m_k);
+    }
+
     void runScan(const ScanArgs& a, int64_t T, int64_t E, int64_t N, bool step)
     {
         if (N > fastcpu::kMaxScanState) {

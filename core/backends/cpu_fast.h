@@ -1,6 +1,6 @@
 // The fast CPU backend: the same maths as the reference (cpu_reference.cpp), vectorised
 // with per-ISA kernels chosen at run time (cpu_fast_kernels.h) and spread over a
-// persistent thread pool. GEMMs go through Eigen, split by output columns across the pool.
+// persistent thread pool. GEMMs go through our blocked SGEMM (cpu_gemm.h), split over the pool.
 #pragma once
 
 #include <memory>

@@ -43,6 +43,35 @@ struct ScanKernelArgs {
 // The largest d_state the scan kernels hold on the stack; larger states go to the reference.
 constexpr int64_t kMaxScanState = 256;
 
+// Single-precision GEMM over raw pointers: C (M, N) = op(A) · op(B), or C += op(A) · op(B)
+// when accumulate is set. op(A)(i, k) = transA ? a[k·lda + i] : a[i·lda + k];
+// op(B)(k, j) = transB ? b[j·ldb + k] : b[k·ldb + j], so Linear's y = x·Wᵀ with W (out, in)
+// is transB. B may be F16 or BF16 (widened to F32 as each panel is packed, accumulating in
+// F32); A and C are F32.
+enum class GemmBType : int { F32 = 0, F16 = 1, BF16 = 2 };
+struct GemmArgs {
+    int64_t M = 0, N = 0, K = 0;
+    const float* a = nullptr;
+    int64_t lda = 0;
+    bool transA = false;
+    const void* b = nullptr;
+    int64_t ldb = 0;
+    bool transB = false;
+    GemmBType bType = GemmBType::F32;
+    float* c = nullptr;
+    int64_t ldc = 0;
+    bool accumulate = false;
+};
+
+// Floats of scratch one gemm call needs (packed A and B panels), whatever the ISA.
+constexpr int64_t kGemmScratchFloats = (128 + 16) * 256 + (512 + 64) * 256;
+// Rows at or below which a transB GEMM runs as dot products against W's rows (decode's
+// GEMV) instead of packing W; chosen from the whole M so that the summation order does not
+// depend on how the rows are split over threads.
+constexpr int64_t kGemvMaxRows = 4;
+// Output columns per thread part should be a multiple of this (the widest NR).
+constexpr int64_t kGemmColumnAlign = 64;
+
 struct Kernels {
     Isa isa;
     const char* name; // "scalar", "avx2", "avx512"
@@ -58,6 +87,11 @@ struct Kernels {
     void (*mul)(const float* a, const float* b, float* y, int64_t n);
     // y = w ⊙ x / sqrt(mean(x²) + eps) for one row of n
     void (*rmsNormRow)(const float* x, const float* w, float eps, float* y, int64_t n);
+    // The block [m0, m1) × [n0, n1) of the GEMM `a` describes, with scratch of
+    // kGemmScratchFloats floats. Blocks of different calls must not overlap; each element's
+    // sum runs in the same order whatever the block (reproducible across thread counts).
+    // Blocked and packed (BLIS-style: KC-deep panels, an MR × NR register tile).
+    void (*gemm)(const GemmArgs& a, int64_t m0, int64_t m1, int64_t n0, int64_t n1, float* scratch);
 };
 
 // Defined by the per-ISA translation units; null when the build does not include that ISA

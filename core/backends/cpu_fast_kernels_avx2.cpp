@@ -13,6 +13,7 @@ namespace {
 // clang-format off
 using VF = __m256;
 using VM = __m256;
+constexpr int kGemmMR = 6; // rows of the GEMM register tile
 constexpr int kLanes = 8;
 constexpr Isa kIsa = Isa::Avx2;
 constexpr const char* kIsaName = "avx2";

@@ -14,6 +14,7 @@ namespace {
 // clang-format off
 using VF = __m512;
 using VM = __mmask16;
+constexpr int kGemmMR = 8; // rows of the GEMM register tile
 constexpr int kLanes = 16;
 constexpr Isa kIsa = Isa::Avx512;
 constexpr const char* kIsaName = "avx512";

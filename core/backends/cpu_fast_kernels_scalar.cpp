@@ -12,6 +12,7 @@ namespace {
 // clang-format off
 using VF = float;
 using VM = bool;
+constexpr int kGemmMR = 4; // rows of the GEMM register tile
 constexpr int kLanes = 1;
 constexpr Isa kIsa = Isa::Scalar;
 constexpr const char* kIsaName = "scalar";

@@ -58,6 +58,17 @@ void linearBackward(int64_t M, int64_t in, int64_t out, const S* x, int64_t ldx,
                 db[o] += dy[i * lddy + o];
 }
 
+// In float (what the trainer runs) both go through the fast CPU backend's blocked SGEMM
+// (backends/cpu_gemm.h: AVX2/AVX-512 kernels chosen at run time, single-threaded here since
+// the trainer spreads sequences over the pool; a fixed summation order, so seeded runs stay
+// reproducible); the double instantiations (finite-difference tests) keep Eigen.
+template<>
+void linearForward<float>(int64_t M, int64_t in, int64_t out, const float* x, int64_t ldx, const float* W,
+                          const float* b, float* y, int64_t ldy);
+template<>
+void linearBackward<float>(int64_t M, int64_t in, int64_t out, const float* x, int64_t ldx, const float* W,
+                           const float* dy, int64_t lddy, float* dx, int64_t lddx, float* dW, float* db);
+
 // y = w ⊙ v / sqrt(mean(v²) + eps) per row; rstd (M) keeps 1/sqrt(...) for the backward.
 template<class S> void rmsNormForward(int64_t M, int64_t D, const S* x, const S* w, double eps, S* y, S* rstd)
 {

