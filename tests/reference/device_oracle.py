@@ -390,6 +390,7 @@ class Case:
         self.checks = []
         self.notes = []
         self.traceback = None
+        self.extra = {}
         self.t0 = time.time()
 
     def add(self, name, status, err=None, tol=None, note=None, **extra):
@@ -428,6 +429,7 @@ class Case:
                "seconds": round(time.time() - self.t0, 3), "versions": versions, "checks": self.checks}
         if self.notes:
             out["notes"] = self.notes
+        out.update(self.extra)
         if self.traceback:
             out["traceback"] = self.traceback
         return out
@@ -612,8 +614,10 @@ def run_forward(case, case_dir, plan):
     from safetensors_io import read_safetensors
     golden = read_safetensors(os.path.join(case_dir, "golden.safetensors"))
     ids = golden["input_ids"].long().view(1, -1)
-    case.notes.append("not exposed by transformers, not compared: "
-                      + (", ".join(plan["not_exposed"]) if plan["not_exposed"] else "none"))
+    if plan["not_exposed"]:
+        case.extra["not_compared"] = plan["not_exposed"]
+        case.notes.append(f"{len(plan['not_exposed'])} golden probes transformers does not expose were not compared "
+                          "(listed in oracle.json, not_compared)")
     try:
         model, info = load_model(case_dir, torch.float32)
     except NotLoadable as exc:
