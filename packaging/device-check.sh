@@ -3,9 +3,11 @@
 # archlens-cli and the backend tests without Qt and HDF5 against packaging/device-bundle.sh's
 # .device-deps/, then run, in this order, the cross-backend table, bench scan at the
 # mamba-130m shape (T = 8192), mamba-130m decode (F32 and BF16 GEMM weights) and the
-# Mixtral-shaped synthetic model when this build has one. Every step has its own timeout and
+# Mixtral-shaped synthetic model when this build has one, then the reference oracle
+# (tests/reference/device_oracle.py: our goldens and adapters against the real transformers and
+# peft, under $OUT/oracle/). Every step has its own timeout and
 # writes its log (and JSON) under $OUT, so a step that fails or runs out of time leaves the
-# others' results. Total budget: about 8 minutes on 16 cores.
+# others' results. Total budget: about 8 minutes on 16 cores, plus about 2 for the oracle.
 #
 # Usage (repository root): OUT=/some/dir packaging/device-check.sh
 #   needs .device-deps/ (run packaging/device-bundle.sh on the Debian machine first and carry it)
@@ -34,6 +36,33 @@ step() { # step NAME SECONDS command...: runs with a timeout, log in $OUT/NAME.l
   return $rc
 }
 
+# The reference oracle: tests/reference/device_oracle.py checks every case under
+# tests/reference/data, the LoRA goldens, an adapter written by peft (peft_written/) and, with a
+# built archlens-cli, an adapter written by our finetune (the in_proj/x_proj/dt_proj/embeddings
+# targets PEFT accepts for Mamba) against transformers + peft on the CPU, under $OUT/oracle/.
+# Then, with a built tst_peft_written, our loader on peft's adapter. Needs only python3 with
+# torch, transformers and peft, so it runs even when the C++ build failed.
+run_oracle() {
+  mkdir -p "$OUT/oracle"
+  local cli_bin=${cli:-} test_bin=${build:-}/tests/reference/tst_peft_written
+  local args=()
+  if [ -n "$cli_bin" ] && [ -x "$cli_bin" ] && step our-adapter 60 "$cli_bin" finetune \
+      --model "$repo/resources/models/mamba-text" --data "$repo/README.md" \
+      --targets in_proj,x_proj,dt_proj,embeddings --rank 4 --alpha 8 --rslora --steps 6 --batch 4 --context 32 \
+      --lr 1e-2 --threads "$jobs" --out "$OUT/oracle/our_adapter"; then
+    args=(--our-adapter "$OUT/oracle/our_adapter" --base "$repo/resources/models/mamba-text")
+  fi
+  step oracle 120 python3 "$repo/tests/reference/device_oracle.py" --out "$OUT/oracle" ${args[@]+"${args[@]}"}
+  tail -1 "$OUT/oracle/oracle.txt" 2>/dev/null | tee -a "$summary"
+  if [ -f "$OUT/oracle/peft_written/expected.json" ] && [ -x "$test_bin" ]; then
+    step peft-written 60 env ARCHLENS_PEFT_WRITTEN="$OUT/oracle/peft_written" "$test_bin" \
+      --gtest_output="xml:$OUT/tst_peft_written.xml"
+  else
+    echo "peft-written                 SKIPPED: no peft_written/expected.json or no tst_peft_written build" \
+      | tee -a "$summary"
+  fi
+}
+
 # ---- the machine --------------------------------------------------------------------------
 {
   date -u
@@ -51,6 +80,8 @@ step() { # step NAME SECONDS command...: runs with a timeout, log in $OUT/NAME.l
 
 if [ ! -d "$deps" ]; then
   echo "device-check: $deps is missing: run packaging/device-bundle.sh on the build machine and carry .device-deps" | tee -a "$summary"
+  jobs=$(nproc) build="" cli=""
+  run_oracle
   exit 1
 fi
 nvcc_bin=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
@@ -71,10 +102,11 @@ step gtest-build 150 bash -c "cmake -S '$deps/googletest' -B '$deps/gtest-build'
 step configure 120 cmake -S "$repo" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DARCHLENS_GUI=OFF -DARCHLENS_HDF5=OFF -DARCHLENS_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DCMAKE_CUDA_COMPILER="$nvcc_bin" \
-  "-DCMAKE_PREFIX_PATH=$deps/fmt;$deps/usr;$deps/gtest" || { cat "$summary"; exit 1; }
+  "-DCMAKE_PREFIX_PATH=$deps/fmt;$deps/usr;$deps/gtest" || { cli=""; run_oracle; cat "$summary"; exit 1; }
 
 step build 330 cmake --build "$build" -j "$jobs" --target archlens-cli archlens_cuda tst_backend_ops tst_plugin_loader \
-  || { tail -40 "$OUT/build.log"; cat "$summary"; exit 1; }
+  tst_peft_written \
+  || { tail -40 "$OUT/build.log"; cli=""; run_oracle; cat "$summary"; exit 1; }
 
 cli=$build/app/archlens-cli
 export ARCHLENS_CUDA_PLUGIN=$build/app/libarchlens_cuda.so
@@ -98,4 +130,6 @@ if "$cli" bench model --help 2>&1 | grep -q mixtral; then
 else
   echo "mixtral-decode               SKIPPED: this build has no synthetic mixtral-8x7b" | tee -a "$summary"
 fi
+
+run_oracle
 echo "device-check: done; logs and JSON in $OUT" | tee -a "$summary"
