@@ -924,13 +924,8 @@ BatchStats DecoderTrainModel::lossAndGrad(const int32_t* ids, const int32_t* tar
     else
         runPart(0);
     BatchStats total;
-    for (const auto& st : stats) {
-        total.lossSum += st.lossSum;
-        total.counted += st.counted;
-        total.correct += st.correct;
-        total.sequences += st.sequences;
-        total.exactSequences += st.exactSequences;
-    }
+    for (const auto& st : stats)
+        total += st;
     if (nMoe > 0) {
         // transformers' load_balancing_loss_func: X · Σ_e (count_e / rows) · (Σ p_e / rows)
         const double rows = double(B * T * nMoe);

@@ -504,13 +504,8 @@ BatchStats MambaTrainModel::lossAndGrad(const int32_t* ids, const int32_t* targe
     else
         runPart(0);
     BatchStats total;
-    for (const auto& s : stats) {
-        total.lossSum += s.lossSum;
-        total.counted += s.counted;
-        total.correct += s.correct;
-        total.sequences += s.sequences;
-        total.exactSequences += s.exactSequences;
-    }
+    for (const auto& s : stats)
+        total += s;
     if (grads)
         for (const auto& pg : partGrads)
             for (size_t i = 0; i < pg.size(); ++i)

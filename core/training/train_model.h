@@ -69,6 +69,16 @@ struct BatchStats {
     // MoE layers pooled); the trained objective is meanLoss() + auxCoef · auxLoss.
     double auxLoss = 0, auxCoef = 0;
     double meanLoss() const { return counted ? lossSum / double(counted) : 0.0; }
+    // Sums the per-sequence counts of another part of the batch (not the MoE fields).
+    BatchStats& operator+=(const BatchStats& o)
+    {
+        lossSum += o.lossSum;
+        counted += o.counted;
+        correct += o.correct;
+        sequences += o.sequences;
+        exactSequences += o.exactSequences;
+        return *this;
+    }
 };
 
 class TrainModel {

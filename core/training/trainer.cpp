@@ -71,12 +71,7 @@ EvalResult evaluate(const TrainModel& model, const Task& task, uint64_t seed, in
     for (int64_t i = 0, bi = 0; i < samples; i += chunk, ++bi) {
         const int64_t n = std::min(chunk, samples - i);
         const Batch b = task.batch(evalSeed(seed, bi), n, true);
-        const BatchStats s = model.lossAndGrad(b.ids.data(), b.targets.data(), b.B, b.T, nullptr, pool);
-        total.lossSum += s.lossSum;
-        total.counted += s.counted;
-        total.correct += s.correct;
-        total.sequences += s.sequences;
-        total.exactSequences += s.exactSequences;
+        total += model.lossAndGrad(b.ids.data(), b.targets.data(), b.B, b.T, nullptr, pool);
     }
     r.samples = total.sequences;
     r.accuracy = total.sequences ? double(total.exactSequences) / double(total.sequences) : 0;
