@@ -66,10 +66,17 @@ void LayoutController::arrangeFor(const RunMeta& meta, bool force)
     // the centre's Δ panel likewise: folded away (the token strip stays), unfolded for Mamba
     if (auto* split = m_win->findChild<QSplitter*>(QStringLiteral("splitter.center")); split && split->count() > 1) {
         const QList<int> sizes = split->sizes();
-        if (!hasScan && sizes.value(1) > 0) {
+        QWidget* delta = split->widget(1);
+        if (!hasScan && (sizes.value(1) > 0 || delta->minimumHeight() > 0)) {
+            // A collapsed splitter child still counts its minimum height in the centre's minimum,
+            // which kept the routing dock from growing: drop it while folded, restore it after.
+            if (delta->minimumHeight() > 0)
+                delta->setProperty("archlens.unfoldedMinimumHeight", delta->minimumHeight());
+            delta->setMinimumHeight(0);
             split->setSizes({sizes.value(0) + sizes.value(1), 0});
             m_foldedDelta = true;
         } else if (hasScan && m_foldedDelta) {
+            delta->setMinimumHeight(delta->property("archlens.unfoldedMinimumHeight").toInt());
             split->setSizes({170, 430});
             m_foldedDelta = false;
         }
@@ -82,8 +89,13 @@ void LayoutController::arrangeFor(const RunMeta& meta, bool force)
             moe->show();
             moe->raise();
             m_win->resizeDocks({moe}, {int(m_win->height() * 0.62)}, Qt::Vertical);
-            // again once the folded Δ panel has left the centre's minimum size
-            QTimer::singleShot(0, moe, [moe, win = m_win] { win->resizeDocks({moe}, {int(win->height() * 0.62)}, Qt::Vertical); });
+            // again once the folded Δ panel's smaller minimum has reached the main window's layout
+            // (a posted layout request), so the dock can take the room
+            QTimer::singleShot(0, moe, [moe, win = m_win] {
+                QTimer::singleShot(0, moe, [moe, win] {
+                    win->resizeDocks({moe}, {int(win->height() * 0.62)}, Qt::Vertical);
+                });
+            });
         }
         if (m_panel)
             m_panel->showView(kind == ModelKind::Transformer ? QStringLiteral("attention") : QStringLiteral("router"));
@@ -132,8 +144,11 @@ void LayoutController::resetLayout()
     setHidState(false); // the default shows both
     m_foldedDelta = false;
     QSettings().remove(QStringLiteral("window/state"));
-    if (auto* split = m_win->findChild<QSplitter*>(QStringLiteral("splitter.center")))
+    if (auto* split = m_win->findChild<QSplitter*>(QStringLiteral("splitter.center"))) {
+        if (QWidget* delta = split->widget(1); delta && delta->property("archlens.unfoldedMinimumHeight").isValid())
+            delta->setMinimumHeight(delta->property("archlens.unfoldedMinimumHeight").toInt());
         split->setSizes({170, 430});
+    }
     // the centre holds the tokens and Δ: about half the window, the bottom docks the rest
     QList<QDockWidget*> bottom;
     QList<int> sizes;
