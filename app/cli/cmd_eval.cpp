@@ -70,10 +70,8 @@ void addEvalCommand(CLI::App& app)
                 throw Error(ErrorCode::InvalidArgument, "--task text needs --data FILE");
             const Tokenizer tok = Tokenizer::fromFile(dir);
             if (isCorpusFolder(o->data)) {
-                std::vector<CorpusDomainTokens> doms;
-                for (auto& d : readCorpusFolder(o->data))
-                    doms.push_back({d.name, tok.encode(d.train, false), tok.encode(d.heldOut, false)});
-                task = makeCorpusTask(std::move(doms), model.vocabSize(), o->context, o->data);
+                task = makeCorpusTask(tokenizeCorpus(readCorpusFolder(o->data), tok), model.vocabSize(), o->context,
+                                      o->data);
             } else
                 task = makeTextTask(tok.encode(readFileBytes(o->data), false), model.vocabSize(), o->context, o->data);
         } else {

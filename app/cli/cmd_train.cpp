@@ -120,14 +120,11 @@ std::unique_ptr<Task> makeTask(const TrainCliOptions& o, const fs::path& out, in
             writeFileAtomic(out / "tokenizer.json", tokJson);
             const Tokenizer tok = Tokenizer::fromJson(tokJson, "trained tokenizer");
             vocab = tok.vocabSize();
-            std::vector<CorpusDomainTokens> doms;
-            for (auto& d : texts)
-                doms.push_back({d.name, tok.encode(d.train, false), tok.encode(d.heldOut, false)});
             // Recorded relative to the model folder, so a bundled model finds its corpus wherever
             // the source tree is.
             const fs::path rel =
                 fs::absolute(o.data).lexically_normal().lexically_relative(fs::absolute(out).lexically_normal());
-            return makeCorpusTask(std::move(doms), vocab, o.context,
+            return makeCorpusTask(tokenizeCorpus(texts, tok), vocab, o.context,
                                   rel.empty() ? fs::absolute(o.data).string() : rel.string());
         }
         const std::string text = readFileBytes(o.data);

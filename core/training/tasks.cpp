@@ -414,6 +414,14 @@ std::vector<CorpusDomainText> readCorpusFolder(const fs::path& dir)
     return out;
 }
 
+std::vector<CorpusDomainTokens> tokenizeCorpus(const std::vector<CorpusDomainText>& texts, const Tokenizer& tok)
+{
+    std::vector<CorpusDomainTokens> out;
+    for (const auto& d : texts)
+        out.push_back({d.name, tok.encode(d.train, false), tok.encode(d.heldOut, false)});
+    return out;
+}
+
 std::unique_ptr<Task> makeCorpusTask(std::vector<CorpusDomainTokens> domains, int64_t vocab, int64_t context,
                                      const std::string& dataPath)
 {
@@ -452,10 +460,7 @@ std::unique_ptr<Task> taskFromJson(const nlohmann::json& j, const fs::path& mode
                 data = (modelDir / data).lexically_normal().string();
             const Tokenizer tok = Tokenizer::fromFile(modelDir);
             if (isCorpusFolder(data)) {
-                std::vector<CorpusDomainTokens> doms;
-                for (auto& d : readCorpusFolder(data))
-                    doms.push_back({d.name, tok.encode(d.train, false), tok.encode(d.heldOut, false)});
-                return makeCorpusTask(std::move(doms), j.at("vocab_size").get<int64_t>(),
+                return makeCorpusTask(tokenizeCorpus(readCorpusFolder(data), tok), j.at("vocab_size").get<int64_t>(),
                                       j.at("context").get<int64_t>(), j.at("data").get<std::string>());
             }
             return makeTextTask(tok.encode(readAll(data), false), j.at("vocab_size").get<int64_t>(),

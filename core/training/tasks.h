@@ -28,6 +28,10 @@
 
 #include <nlohmann/json.hpp>
 
+namespace archlens {
+class Tokenizer;
+}
+
 namespace archlens::train {
 
 struct Batch {
@@ -73,6 +77,8 @@ struct CorpusDomainTokens {
     std::string name;
     std::vector<int32_t> train, heldOut;
 };
+// Every domain's text through the model's tokenizer (no special tokens added).
+std::vector<CorpusDomainTokens> tokenizeCorpus(const std::vector<CorpusDomainText>& texts, const Tokenizer& tok);
 // `dataPath` is recorded in toJson (as given: the CLI records it relative to the model folder).
 std::unique_ptr<Task> makeCorpusTask(std::vector<CorpusDomainTokens> domains, int64_t vocab, int64_t context,
                                      const std::string& dataPath);

@@ -149,6 +149,7 @@ TEST(CorpusTask, CliTrainAndEvalReportPerDomainPerplexity)
     ASSERT_EQ(e.rc, 0) << e.err;
     const auto j = nlohmann::json::parse(e.out);
     ASSERT_TRUE(j.contains("by_domain")) << e.out;
-    EXPECT_NEAR(j["by_domain"]["num"]["perplexity"].get<double>(), std::exp(j["by_domain"]["num"]["loss"].get<double>()),
-                1e-6 * j["by_domain"]["num"]["perplexity"].get<double>());
+    const auto& num = j["by_domain"]["num"];
+    EXPECT_NEAR(num["perplexity"].get<double>(), std::exp(num["loss"].get<double>()),
+                1e-6 * num["perplexity"].get<double>());
 }
